@@ -1,0 +1,46 @@
+//! The frontend's settings, from its command line.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use kvs_proto::ServerId;
+use kvs_proto::addr::{DEFAULT_SERVER_URL_TEMPLATE, FRONTEND_PORT, SERVER_PORT_BASE, server_url};
+
+/// The kvs frontend: orders writes, replicates them, serves reads.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "kvs-frontend", version, about)]
+pub struct Config {
+    /// Address to listen on (0.0.0.0 in a container).
+    #[arg(long, default_value = "127.0.0.1", env = "KVS_BIND")]
+    pub bind: IpAddr,
+    /// Port to listen on.
+    #[arg(long, default_value_t = FRONTEND_PORT, env = "KVS_FRONTEND_PORT")]
+    pub port: u16,
+    /// How to reach server {id}: `{id}` and `{port}` (= server-port-base + id) are substituted.
+    #[arg(long, default_value = DEFAULT_SERVER_URL_TEMPLATE, env = "KVS_SERVER_URL")]
+    pub server_url: String,
+    /// Server {id} listens on this base + id.
+    #[arg(long, default_value_t = SERVER_PORT_BASE, env = "KVS_SERVER_PORT_BASE")]
+    pub server_port_base: u16,
+    /// A call to a server that takes longer than this fails, and the server leaves the active set.
+    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    pub rpc_timeout_ms: u64,
+    /// Most writes shipped to a server in one replication call.
+    #[arg(long, default_value_t = 1024)]
+    pub max_batch: usize,
+    /// Pairs per snapshot chunk sent to a joining server.
+    #[arg(long, default_value_t = 4096)]
+    pub snapshot_chunk: usize,
+}
+
+impl Config {
+    pub fn rpc_timeout(&self) -> Duration {
+        Duration::from_millis(self.rpc_timeout_ms)
+    }
+
+    /// The URL of server `id`, if the id maps to a valid port.
+    pub fn url_of(&self, id: ServerId) -> Option<String> {
+        server_url(&self.server_url, self.server_port_base, id)
+    }
+}

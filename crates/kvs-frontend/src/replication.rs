@@ -1,0 +1,395 @@
+//! The replication protocol, top to bottom.
+//!
+//! 1. **Order.** `put` appends the write to the [`ReplicationLog`] under one
+//!    short lock, which gives it the next sequence number (its version).
+//!    Every server applies writes with their versions and keeps the highest
+//!    per key, so all replicas agree on each key's order.
+//! 2. **Ship.** Each member server has one replicator task. It waits for
+//!    entries past what the server has acknowledged, sends them, up to
+//!    `max_batch` at a time, in one `applyBatch` call, and records the
+//!    acknowledgement. Servers are fed in parallel and a busy log turns into
+//!    large batches on its own.
+//! 3. **Commit.** The commit point is the lowest acknowledgement among the
+//!    *active* servers. Entries up to it are applied, in order, to the
+//!    [`Committed`] state (which serves reads) and their `put`s return. So a
+//!    put is acknowledged only when every active server holds it, and a read
+//!    never sees a write that is not on every active server.
+//! 4. **Fail.** A server whose call fails or times out leaves the membership
+//!    at once; the commit point is recomputed without it, so pending puts
+//!    complete on the others. If no active server is left, pending puts fail
+//!    (their writes were not stored) and new puts are refused.
+//! 5. **Join.** `addServer` registers the server as joining at the current
+//!    commit point `C`, so the log keeps every entry after `C` for it and its
+//!    replicator starts shipping them; meanwhile [`crate::catch_up`] sends a
+//!    snapshot of the committed state (which holds everything up to `C`).
+//!    Once the snapshot is in and the server has acknowledged the commit
+//!    point, it becomes active.
+//! 6. **Truncate.** Entries that every member has acknowledged, and that are
+//!    committed, are dropped, so the log holds only writes in flight.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use kvs_proto::{Entry, Key, RpcError, ServerClient, ServerId, Value};
+use parking_lot::Mutex;
+use thiserror::Error;
+use tokio::sync::{Notify, oneshot, watch};
+
+use crate::committed::Committed;
+use crate::membership::{Member, Membership, Phase};
+
+/// Why a write was not acknowledged.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum WriteError {
+    #[error("no active server: the write was not stored")]
+    NoActiveServer,
+}
+
+/// Why a server could not be registered as joining.
+#[derive(Debug, Error)]
+pub enum JoinError {
+    #[error("server {0} is already a member")]
+    AlreadyMember(ServerId),
+}
+
+/// A write waiting in the log, and the `put` waiting for it.
+struct Slot {
+    entry: Entry,
+    waiter: Option<oneshot::Sender<Result<(), WriteError>>>,
+}
+
+/// Everything the log lock guards.
+struct LogState {
+    /// Entries `first_seq ..= last_seq`, oldest first.
+    slots: VecDeque<Slot>,
+    first_seq: u64,
+    last_seq: u64,
+    /// Every entry up to here is committed (or, if no server was left, aborted).
+    commit: u64,
+    members: Membership,
+}
+
+impl LogState {
+    fn slot_mut(&mut self, seq: u64) -> Option<&mut Slot> {
+        let index = usize::try_from(seq.checked_sub(self.first_seq)?).ok()?;
+        self.slots.get_mut(index)
+    }
+
+    /// Entries after `acked`, at most `max` of them.
+    fn entries_after(&self, acked: u64, max: usize) -> Vec<Entry> {
+        let skip = usize::try_from(acked.saturating_add(1).saturating_sub(self.first_seq))
+            .unwrap_or(usize::MAX);
+        self.slots
+            .iter()
+            .skip(skip)
+            .take(max)
+            .map(|slot| slot.entry)
+            .collect()
+    }
+}
+
+/// The ordered log of writes and the membership that replicates it.
+pub struct ReplicationLog {
+    state: Mutex<LogState>,
+    /// The last appended sequence number; replicators wait on it.
+    appended: watch::Sender<u64>,
+    committed: Arc<Committed>,
+    max_batch: usize,
+}
+
+/// A joining member's registration: where its snapshot must start.
+pub struct Registration {
+    pub incarnation: u64,
+    pub promoted: oneshot::Receiver<()>,
+}
+
+impl ReplicationLog {
+    pub fn new(committed: Arc<Committed>, max_batch: usize) -> Arc<Self> {
+        let (appended, _) = watch::channel(0);
+        Arc::new(ReplicationLog {
+            state: Mutex::new(LogState {
+                slots: VecDeque::new(),
+                first_seq: 1,
+                last_seq: 0,
+                commit: 0,
+                members: Membership::default(),
+            }),
+            appended,
+            committed,
+            max_batch: max_batch.max(1),
+        })
+    }
+
+    // ----- 1. order -------------------------------------------------------
+
+    /// Orders a write and waits until every active server holds it.
+    pub async fn put(&self, key: Key, value: Value) -> Result<(), WriteError> {
+        let (waiter, done) = oneshot::channel();
+        let seq = {
+            let mut state = self.state.lock();
+            if state.members.active_count() == 0 {
+                return Err(WriteError::NoActiveServer);
+            }
+            state.last_seq += 1;
+            let version = state.last_seq;
+            state.slots.push_back(Slot {
+                entry: Entry {
+                    key,
+                    value,
+                    version,
+                },
+                waiter: Some(waiter),
+            });
+            version
+        };
+        self.appended.send_modify(|last| *last = (*last).max(seq));
+        // A dropped sender means the log itself went away: the write is not known to be stored.
+        done.await.unwrap_or(Err(WriteError::NoActiveServer))
+    }
+
+    // ----- 2. ship --------------------------------------------------------
+
+    /// Feeds one member until it fails or leaves.
+    async fn replicate(
+        self: Arc<Self>,
+        id: ServerId,
+        incarnation: u64,
+        client: Arc<ServerClient>,
+        removed: Arc<Notify>,
+    ) {
+        let mut appended = self.appended.subscribe();
+        loop {
+            let batch = {
+                let state = self.state.lock();
+                let Some(member) = state
+                    .members
+                    .get(id)
+                    .filter(|m| m.incarnation == incarnation)
+                else {
+                    return;
+                };
+                state.entries_after(member.acked, self.max_batch)
+            };
+            let Some(last) = batch.last().map(|entry| entry.version) else {
+                let acked = self.acked(id, incarnation);
+                tokio::select! {
+                    changed = appended.wait_for(|last| Some(*last) > acked) => if changed.is_err() { return },
+                    () = removed.notified() => return,
+                }
+                continue;
+            };
+            match client.apply_batch(&batch).await {
+                Ok(_) => self.acknowledge(id, incarnation, last),
+                Err(error) => {
+                    self.fail(id, incarnation, &error);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn acked(&self, id: ServerId, incarnation: u64) -> Option<u64> {
+        let state = self.state.lock();
+        state
+            .members
+            .get(id)
+            .filter(|m| m.incarnation == incarnation)
+            .map(|m| m.acked)
+    }
+
+    // ----- 3. commit ------------------------------------------------------
+
+    /// Records that member `id` holds every entry up to `seq`.
+    fn acknowledge(&self, id: ServerId, incarnation: u64, seq: u64) {
+        let mut state = self.state.lock();
+        let commit = state.commit;
+        let Some(member) = state.members.get_mut(id, incarnation) else {
+            return;
+        };
+        member.acked = member.acked.max(seq);
+        Self::promote_if_current(member, commit, id);
+        self.advance_commit(&mut state);
+    }
+
+    /// Commits every entry all active members hold, then truncates.
+    fn advance_commit(&self, state: &mut LogState) {
+        let Some(point) = state.members.commit_point() else {
+            return;
+        };
+        while state.commit < point {
+            let seq = state.commit + 1;
+            if let Some(slot) = state.slot_mut(seq) {
+                self.committed.apply(&slot.entry);
+                if let Some(waiter) = slot.waiter.take() {
+                    let _ = waiter.send(Ok(()));
+                }
+            }
+            state.commit = seq;
+        }
+        Self::truncate(state);
+    }
+
+    // ----- 4. fail --------------------------------------------------------
+
+    /// Takes a member that failed a call out of the membership.
+    fn fail(&self, id: ServerId, incarnation: u64, error: &RpcError) {
+        let mut state = self.state.lock();
+        if state.members.remove(id, Some(incarnation)).is_some() {
+            tracing::warn!(server = id, %error, "server failed a replication call; it leaves the active set");
+            self.after_removal(&mut state);
+        }
+    }
+
+    /// Removes member `id` on request (`shutdownServer`); returns its client.
+    pub fn remove(&self, id: ServerId) -> Option<Arc<ServerClient>> {
+        let mut state = self.state.lock();
+        let member = state.members.remove(id, None)?;
+        tracing::info!(server = id, "server removed from the membership");
+        self.after_removal(&mut state);
+        Some(member.client)
+    }
+
+    /// Removes a joining member whose catch-up failed.
+    pub fn abandon_join(&self, id: ServerId, incarnation: u64) {
+        let mut state = self.state.lock();
+        if state.members.remove(id, Some(incarnation)).is_some() {
+            self.after_removal(&mut state);
+        }
+    }
+
+    fn after_removal(&self, state: &mut LogState) {
+        if state.members.active_count() == 0 {
+            Self::abort_uncommitted(state);
+        } else {
+            self.advance_commit(state);
+        }
+    }
+
+    /// No active server is left: nothing uncommitted can be stored. Fail the
+    /// waiting puts, drop their entries and every joining member (which was
+    /// fed from them), and start the log afresh after them.
+    fn abort_uncommitted(state: &mut LogState) {
+        for slot in &mut state.slots {
+            if let Some(waiter) = slot.waiter.take() {
+                let _ = waiter.send(Err(WriteError::NoActiveServer));
+            }
+        }
+        if state.last_seq > state.commit {
+            tracing::warn!(
+                writes = state.last_seq - state.commit,
+                "no active server left: pending writes failed"
+            );
+        }
+        state.members.remove_joining();
+        state.slots.clear();
+        state.commit = state.last_seq;
+        state.first_seq = state.last_seq + 1;
+    }
+
+    // ----- 5. join --------------------------------------------------------
+
+    /// Registers server `id` as joining at the current commit point and
+    /// starts its replicator. The caller must then send it a snapshot of
+    /// [`Committed`] and call [`ReplicationLog::snapshot_sent`].
+    pub fn register(
+        self: &Arc<Self>,
+        id: ServerId,
+        client: Arc<ServerClient>,
+    ) -> Result<Registration, JoinError> {
+        let (promoted_tx, promoted) = oneshot::channel();
+        let removed = Arc::new(Notify::new());
+        let incarnation = {
+            let mut state = self.state.lock();
+            if state.members.contains(id) {
+                return Err(JoinError::AlreadyMember(id));
+            }
+            let incarnation = state.members.next_incarnation();
+            let acked = state.commit;
+            let phase = Phase::Joining {
+                snapshot_done: false,
+                promoted: Some(promoted_tx),
+            };
+            let member = Member {
+                client: Arc::clone(&client),
+                incarnation,
+                acked,
+                phase,
+                removed: Arc::clone(&removed),
+            };
+            state.members.insert(id, member);
+            incarnation
+        };
+        tokio::spawn(Arc::clone(self).replicate(id, incarnation, client, removed));
+        Ok(Registration {
+            incarnation,
+            promoted,
+        })
+    }
+
+    /// The snapshot reached member `id`: it becomes active as soon as it has
+    /// acknowledged the commit point (now, or on a later acknowledgement).
+    pub fn snapshot_sent(&self, id: ServerId, incarnation: u64) {
+        let mut state = self.state.lock();
+        let commit = state.commit;
+        let Some(member) = state.members.get_mut(id, incarnation) else {
+            return;
+        };
+        if let Phase::Joining { snapshot_done, .. } = &mut member.phase {
+            *snapshot_done = true;
+        }
+        Self::promote_if_current(member, commit, id);
+        self.advance_commit(&mut state);
+    }
+
+    fn promote_if_current(member: &mut Member, commit: u64, id: ServerId) {
+        let Phase::Joining {
+            snapshot_done: true,
+            promoted,
+        } = &mut member.phase
+        else {
+            return;
+        };
+        if member.acked < commit {
+            return;
+        }
+        if let Some(promoted) = promoted.take() {
+            let _ = promoted.send(());
+        }
+        member.phase = Phase::Active;
+        tracing::info!(
+            server = id,
+            acked = member.acked,
+            "server caught up and is active"
+        );
+    }
+
+    // ----- 6. truncate ----------------------------------------------------
+
+    /// Drops entries that are committed and acknowledged by every member.
+    fn truncate(state: &mut LogState) {
+        let keep_after = state
+            .members
+            .lowest_acked()
+            .unwrap_or(state.commit)
+            .min(state.commit);
+        while state.first_seq <= keep_after && state.slots.pop_front().is_some() {
+            state.first_seq += 1;
+        }
+    }
+
+    // ----- queries ----------------------------------------------------------
+
+    /// The member ids, ascending.
+    pub fn member_ids(&self) -> Vec<ServerId> {
+        self.state.lock().members.ids().collect()
+    }
+
+    /// The client of member `id`.
+    pub fn client_of(&self, id: ServerId) -> Option<Arc<ServerClient>> {
+        self.state
+            .lock()
+            .members
+            .get(id)
+            .map(|m| Arc::clone(&m.client))
+    }
+}

@@ -1,0 +1,154 @@
+//! The frontend's XML-RPC methods, each a [`Handle`] impl.
+
+use std::sync::Arc;
+
+use dxr::Fault;
+use kvs_proto::api::frontend::{AddServer, Get, ListServer, PrintKvPairs, Put, ShutdownServer};
+use kvs_proto::serve::{Handle, Methods};
+use kvs_proto::{RpcError, ServerClient, ServerId, fault, reply};
+
+use crate::catch_up::{CatchUp, CatchUpError};
+use crate::committed::Committed;
+use crate::config::Config;
+use crate::replication::{JoinError, ReplicationLog, WriteError};
+
+/// The frontend: the log that orders and replicates writes, the committed
+/// state that serves reads, and the catch-up procedure for new servers.
+pub struct Frontend {
+    config: Config,
+    log: Arc<ReplicationLog>,
+    committed: Arc<Committed>,
+    catch_up: CatchUp,
+}
+
+impl Frontend {
+    pub fn new(config: Config) -> Self {
+        let committed = Arc::new(Committed::default());
+        let log = ReplicationLog::new(Arc::clone(&committed), config.max_batch);
+        let catch_up = CatchUp::new(
+            Arc::clone(&log),
+            Arc::clone(&committed),
+            config.snapshot_chunk,
+        );
+        Frontend {
+            config,
+            log,
+            committed,
+            catch_up,
+        }
+    }
+
+    fn member(&self, id: ServerId) -> Result<Arc<ServerClient>, Fault> {
+        self.log.client_of(id).ok_or_else(|| unknown_server(id))
+    }
+}
+
+/// Every method the frontend answers.
+pub fn methods(frontend: &Arc<Frontend>) -> Methods {
+    Methods::new()
+        .add::<Put, _>(frontend)
+        .add::<Get, _>(frontend)
+        .add::<PrintKvPairs, _>(frontend)
+        .add::<AddServer, _>(frontend)
+        .add::<ListServer, _>(frontend)
+        .add::<ShutdownServer, _>(frontend)
+}
+
+impl Handle<Put> for Frontend {
+    async fn handle(&self, call: Put) -> Result<String, Fault> {
+        self.log.put(call.key, call.value).await?;
+        Ok(format!("put {}:{}", call.key, call.value))
+    }
+}
+
+impl Handle<Get> for Frontend {
+    async fn handle(&self, call: Get) -> Result<String, Fault> {
+        match self.committed.get(call.key) {
+            Some(value) => Ok(reply::pair(call.key, value)),
+            None => Err(Fault::new(
+                fault::KEY_NOT_FOUND,
+                format!("key {} not found", call.key),
+            )),
+        }
+    }
+}
+
+impl Handle<PrintKvPairs> for Frontend {
+    async fn handle(&self, call: PrintKvPairs) -> Result<String, Fault> {
+        let client = self.member(call.server_id)?;
+        client
+            .print_kv_pairs()
+            .await
+            .map_err(|e| server_fault(call.server_id, &e))
+    }
+}
+
+impl Handle<AddServer> for Frontend {
+    async fn handle(&self, call: AddServer) -> Result<String, Fault> {
+        let id = call.server_id;
+        let url = self.config.url_of(id).ok_or_else(|| {
+            Fault::new(
+                fault::INVALID_REQUEST,
+                format!("server id {id} gives no valid address"),
+            )
+        })?;
+        let client = ServerClient::new(&url, Some(self.config.rpc_timeout()))
+            .map_err(|e| Fault::new(fault::INVALID_REQUEST, e.to_string()))?;
+        self.catch_up.add(id, client).await?;
+        tracing::info!(server = id, %url, "server added");
+        Ok(reply::SUCCESS.to_owned())
+    }
+}
+
+impl Handle<ListServer> for Frontend {
+    async fn handle(&self, _call: ListServer) -> Result<String, Fault> {
+        Ok(reply::member_list(self.log.member_ids()))
+    }
+}
+
+impl Handle<ShutdownServer> for Frontend {
+    async fn handle(&self, call: ShutdownServer) -> Result<String, Fault> {
+        let client = self
+            .log
+            .remove(call.server_id)
+            .ok_or_else(|| unknown_server(call.server_id))?;
+        client
+            .shutdown()
+            .await
+            .map_err(|e| server_fault(call.server_id, &e))
+    }
+}
+
+fn unknown_server(id: ServerId) -> Fault {
+    Fault::new(
+        fault::UNKNOWN_SERVER,
+        format!("server {id} is not a member of the cluster"),
+    )
+}
+
+fn server_fault(id: ServerId, error: &RpcError) -> Fault {
+    match error.fault() {
+        Some(fault) => fault.clone(),
+        None => Fault::new(fault::SERVER_UNREACHABLE, format!("server {id}: {error}")),
+    }
+}
+
+impl From<WriteError> for Fault {
+    fn from(error: WriteError) -> Self {
+        match error {
+            WriteError::NoActiveServer => Fault::new(fault::NO_ACTIVE_SERVER, error.to_string()),
+        }
+    }
+}
+
+impl From<CatchUpError> for Fault {
+    fn from(error: CatchUpError) -> Self {
+        let code = match &error {
+            CatchUpError::Join(JoinError::AlreadyMember(_)) => fault::ALREADY_MEMBER,
+            CatchUpError::Unreachable { .. }
+            | CatchUpError::Transfer { .. }
+            | CatchUpError::Dropped(_) => fault::SERVER_UNREACHABLE,
+        };
+        Fault::new(code, error.to_string())
+    }
+}

@@ -1,0 +1,30 @@
+//! The frontend's methods (port 8001), exactly as the course harness calls them.
+
+use super::rpc_method;
+use crate::{Key, ServerId, Value};
+
+rpc_method! {
+    /// Writes `key = value`; returns once every active server holds it.
+    Put = "put"(key: Key, value: Value) -> String
+}
+rpc_method! {
+    /// Reads a key; the reply is `"KEY:VALUE"` (see [`crate::reply::pair`]).
+    Get = "get"(key: Key) -> String
+}
+rpc_method! {
+    /// One server's pairs, one `key:value` per line, ordered by key.
+    PrintKvPairs = "printKVPairs"(server_id: ServerId) -> String
+}
+rpc_method! {
+    /// Admits a running server: it catches up, then counts as active.
+    /// Replies [`crate::reply::SUCCESS`].
+    AddServer = "addServer"(server_id: ServerId) -> String
+}
+rpc_method! {
+    /// The member ids as one string, `"0, 1, 2"`.
+    ListServer = "listServer"() -> String
+}
+rpc_method! {
+    /// Removes a server from the membership, then makes it exit.
+    ShutdownServer = "shutdownServer"(server_id: ServerId) -> String
+}

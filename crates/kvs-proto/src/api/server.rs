@@ -1,0 +1,37 @@
+//! A server's methods (port 9000+id).
+//!
+//! `put`, `get`, `printKVPairs` and `shutdownServer` are the course
+//! skeleton's. The rest belong to kvs's replication protocol, which the
+//! frontend drives: `applyBatch` carries ordered, versioned writes (and the
+//! chunks of a snapshot) in the binary form of [`crate::batch`];
+//! `heartbeat` is a liveness probe.
+
+use super::rpc_method;
+use crate::{Key, Value};
+
+rpc_method! {
+    /// Writes the local replica only (course skeleton; not replicated).
+    Put = "put"(key: Key, value: Value) -> String
+}
+rpc_method! {
+    /// Reads the local replica: `"KEY:VALUE"`, or a fault if absent.
+    Get = "get"(key: Key) -> String
+}
+rpc_method! {
+    /// The local replica, one `key:value` per line, ordered by key.
+    PrintKvPairs = "printKVPairs"() -> String
+}
+rpc_method! {
+    /// Replies, then the server stops serving and exits.
+    ShutdownServer = "shutdownServer"() -> String
+}
+rpc_method! {
+    /// Applies a batch of versioned writes (see [`crate::batch`]); each entry
+    /// replaces the key's value only if its version is newer. Replies the
+    /// number of entries decoded.
+    ApplyBatch = "applyBatch"(entries: Vec<u8>) -> i32
+}
+rpc_method! {
+    /// Liveness probe; replies `"alive"`.
+    Heartbeat = "heartbeat"() -> String
+}

@@ -1,0 +1,197 @@
+//! Typed async XML-RPC clients for the frontend, a server and a client proxy.
+//!
+//! Each wraps one pooled HTTP/1.1 client (keep-alive, so a busy caller reuses
+//! its connections) with an optional per-call timeout. Calls take the method
+//! types of [`crate::api`]; faults come back as [`RpcError::Fault`], so a
+//! caller can tell "the peer said no" from "the peer did not answer".
+
+use std::time::Duration;
+
+use dxr::Fault;
+use thiserror::Error;
+
+use crate::api::{frontend, server};
+use crate::batch::{self, Entry};
+use crate::rpc::Rpc;
+use crate::{Key, ServerId, Value};
+
+/// Why a call did not return a reply.
+#[derive(Debug, Error)]
+pub enum RpcError {
+    /// The peer answered with an XML-RPC fault.
+    #[error("fault {}: {}", .0.code(), .0.string())]
+    Fault(Fault),
+    /// The peer could not be reached, or did not answer in time.
+    #[error("cannot reach {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    /// The peer answered with something that is not the expected reply.
+    #[error("bad reply from {url}: {reason}")]
+    BadReply { url: String, reason: String },
+    /// The address is not a valid URL.
+    #[error("invalid URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+}
+
+impl RpcError {
+    /// The fault, if the peer answered with one.
+    pub fn fault(&self) -> Option<&Fault> {
+        match self {
+            RpcError::Fault(fault) => Some(fault),
+            _ => None,
+        }
+    }
+}
+
+/// One peer's address and a pooled connection to it.
+#[derive(Debug)]
+pub struct RpcClient {
+    url: String,
+    inner: dxr_client::Client,
+}
+
+impl RpcClient {
+    /// A client for the XML-RPC endpoint at `url`; every call gives up after
+    /// `timeout` if one is set.
+    pub fn new(url: &str, timeout: Option<Duration>) -> Result<Self, RpcError> {
+        let invalid = |reason: String| RpcError::InvalidUrl {
+            url: url.to_owned(),
+            reason,
+        };
+        let parsed = dxr_client::Url::parse(url).map_err(|e| invalid(e.to_string()))?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::CONTENT_TYPE,
+            reqwest::header::HeaderValue::from_static("text/xml"),
+        );
+        let mut builder = reqwest::Client::builder()
+            .default_headers(headers)
+            .user_agent(concat!("kvs/", env!("CARGO_PKG_VERSION")))
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(30));
+        if let Some(timeout) = timeout {
+            builder = builder.timeout(timeout).connect_timeout(timeout);
+        }
+        let http = builder.build().map_err(|e| invalid(e.to_string()))?;
+        Ok(RpcClient {
+            url: url.to_owned(),
+            inner: dxr_client::Client::with_client(parsed, http),
+        })
+    }
+
+    /// The peer's address.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Sends one call and waits for its reply.
+    pub async fn call<C: Rpc>(&self, call: &C) -> Result<C::Reply, RpcError> {
+        let params = call
+            .to_params()
+            .map_err(|e| self.bad_reply(e.to_string()))?;
+        self.inner
+            .call::<_, C::Reply>(C::METHOD, params)
+            .await
+            .map_err(|error| match error {
+                dxr_client::Error::Fault { fault } => RpcError::Fault(fault),
+                dxr_client::Error::RPC { error } => self.bad_reply(error.to_string()),
+                dxr_client::Error::Net { error } => RpcError::Unreachable {
+                    url: self.url.clone(),
+                    reason: describe_net_error(&error),
+                },
+            })
+    }
+
+    fn bad_reply(&self, reason: String) -> RpcError {
+        RpcError::BadReply {
+            url: self.url.clone(),
+            reason,
+        }
+    }
+}
+
+fn describe_net_error(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        "timed out".to_owned()
+    } else if error.is_connect() {
+        "connection refused or failed".to_owned()
+    } else {
+        error.to_string()
+    }
+}
+
+/// The frontend's API.
+#[derive(Debug)]
+pub struct FrontendClient(RpcClient);
+
+impl FrontendClient {
+    pub fn new(url: &str, timeout: Option<Duration>) -> Result<Self, RpcError> {
+        RpcClient::new(url, timeout).map(FrontendClient)
+    }
+    pub async fn put(&self, key: Key, value: Value) -> Result<String, RpcError> {
+        self.0.call(&frontend::Put { key, value }).await
+    }
+    pub async fn get(&self, key: Key) -> Result<String, RpcError> {
+        self.0.call(&frontend::Get { key }).await
+    }
+    pub async fn print_kv_pairs(&self, server_id: ServerId) -> Result<String, RpcError> {
+        self.0.call(&frontend::PrintKvPairs { server_id }).await
+    }
+    pub async fn add_server(&self, server_id: ServerId) -> Result<String, RpcError> {
+        self.0.call(&frontend::AddServer { server_id }).await
+    }
+    pub async fn list_server(&self) -> Result<String, RpcError> {
+        self.0.call(&frontend::ListServer {}).await
+    }
+    pub async fn shutdown_server(&self, server_id: ServerId) -> Result<String, RpcError> {
+        self.0.call(&frontend::ShutdownServer { server_id }).await
+    }
+}
+
+/// A server's API, as the frontend uses it.
+#[derive(Debug)]
+pub struct ServerClient(RpcClient);
+
+impl ServerClient {
+    pub fn new(url: &str, timeout: Option<Duration>) -> Result<Self, RpcError> {
+        RpcClient::new(url, timeout).map(ServerClient)
+    }
+    pub fn url(&self) -> &str {
+        self.0.url()
+    }
+    /// Ships versioned writes; replies how many entries the server decoded.
+    pub async fn apply_batch(&self, entries: &[Entry]) -> Result<i32, RpcError> {
+        let entries = batch::encode(entries);
+        self.0.call(&server::ApplyBatch { entries }).await
+    }
+    pub async fn heartbeat(&self) -> Result<String, RpcError> {
+        self.0.call(&server::Heartbeat {}).await
+    }
+    pub async fn put(&self, key: Key, value: Value) -> Result<String, RpcError> {
+        self.0.call(&server::Put { key, value }).await
+    }
+    pub async fn get(&self, key: Key) -> Result<String, RpcError> {
+        self.0.call(&server::Get { key }).await
+    }
+    pub async fn print_kv_pairs(&self) -> Result<String, RpcError> {
+        self.0.call(&server::PrintKvPairs {}).await
+    }
+    pub async fn shutdown(&self) -> Result<String, RpcError> {
+        self.0.call(&server::ShutdownServer {}).await
+    }
+}
+
+/// A client proxy's API.
+#[derive(Debug)]
+pub struct ProxyClient(RpcClient);
+
+impl ProxyClient {
+    pub fn new(url: &str, timeout: Option<Duration>) -> Result<Self, RpcError> {
+        RpcClient::new(url, timeout).map(ProxyClient)
+    }
+    pub async fn put(&self, key: Key, value: Value) -> Result<String, RpcError> {
+        self.0.call(&frontend::Put { key, value }).await
+    }
+    pub async fn get(&self, key: Key) -> Result<String, RpcError> {
+        self.0.call(&frontend::Get { key }).await
+    }
+}

@@ -1,0 +1,22 @@
+//! Fault codes kvs answers with, beyond those dxr itself produces.
+//!
+//! dxr answers an unknown method with 404 and a wrong arity or argument type
+//! with its own invalid-parameter code; kvs's own refusals use the codes
+//! below, so a caller can tell them apart without parsing the message.
+
+/// The key was never written (frontend and server `get`).
+pub const KEY_NOT_FOUND: i32 = 1;
+/// The server id is not a member of the cluster.
+pub const UNKNOWN_SERVER: i32 = 2;
+/// No active server could take the write: it was not stored.
+pub const NO_ACTIVE_SERVER: i32 = 3;
+/// The server id is already a member (`addServer`).
+pub const ALREADY_MEMBER: i32 = 4;
+/// A server could not be reached or did not answer in time.
+pub const SERVER_UNREACHABLE: i32 = 5;
+/// The request was well formed but cannot be carried out (bad batch, bad id).
+pub const INVALID_REQUEST: i32 = 6;
+/// The process is shutting down.
+pub const SHUTTING_DOWN: i32 = 7;
+/// The request body was not a valid XML-RPC call.
+pub const PARSE_ERROR: i32 = 8;

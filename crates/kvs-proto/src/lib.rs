@@ -1,0 +1,29 @@
+//! The kvs wire, spelled once.
+//!
+//! Everything another process can observe lives here: default ports and
+//! address templates ([`addr`]), the XML-RPC methods as command types with
+//! their argument and reply types ([`api`]), the reply formats the course
+//! harness parses ([`reply`]), the binary replication batch ([`batch`]),
+//! fault codes ([`fault`]), typed async clients ([`client`]) and the axum
+//! router that serves a set of methods on `/` and `/RPC2` ([`serve`]).
+
+pub mod addr;
+pub mod api;
+pub mod batch;
+pub mod client;
+pub mod fault;
+pub mod process;
+pub mod reply;
+pub mod rpc;
+pub mod serve;
+
+pub use batch::Entry;
+pub use client::{FrontendClient, ProxyClient, RpcError, ServerClient};
+pub use rpc::Rpc;
+
+/// A key as it travels on the wire (Python marshals ints as signed 32-bit).
+pub type Key = i32;
+/// A value as it travels on the wire.
+pub type Value = i32;
+/// A server id as handed out by the harness (0, 1, 2, …).
+pub type ServerId = i32;

@@ -1,0 +1,57 @@
+//! Reply strings the course harness parses.
+//!
+//! The harness splits `get`'s reply on `:` and `listServer`'s on `,`, and
+//! prints the rest as is, so these formats are part of the contract.
+
+use crate::{Key, ServerId, Value};
+
+/// `addServer`'s reply.
+pub const SUCCESS: &str = "Success";
+/// `heartbeat`'s reply.
+pub const ALIVE: &str = "alive";
+
+/// `get`'s reply: `"KEY:VALUE"`, no spaces.
+pub fn pair(key: Key, value: Value) -> String {
+    format!("{key}:{value}")
+}
+
+/// Parses a `"KEY:VALUE"` reply.
+pub fn parse_pair(reply: &str) -> Option<(Key, Value)> {
+    let (key, value) = reply.split_once(':')?;
+    Some((key.trim().parse().ok()?, value.trim().parse().ok()?))
+}
+
+/// `listServer`'s reply: ids joined by `", "`, e.g. `"0, 1, 2"`.
+pub fn member_list(ids: impl IntoIterator<Item = ServerId>) -> String {
+    let ids: Vec<String> = ids.into_iter().map(|id| id.to_string()).collect();
+    ids.join(", ")
+}
+
+/// `printKVPairs`'s reply: one `key:value` line per pair, in the given order.
+pub fn pair_lines(pairs: impl IntoIterator<Item = (Key, Value)>) -> String {
+    let lines: Vec<String> = pairs.into_iter().map(|(k, v)| pair(k, v)).collect();
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pair_is_split_by_the_harness() {
+        assert_eq!(pair(12, -3), "12:-3");
+        assert_eq!(parse_pair("12:-3"), Some((12, -3)));
+        assert_eq!(parse_pair("12"), None);
+    }
+
+    #[test]
+    fn member_list_matches_the_course() {
+        assert_eq!(member_list([0, 1, 2]), "0, 1, 2");
+        assert_eq!(member_list([]), "");
+    }
+
+    #[test]
+    fn pair_lines_one_per_line() {
+        assert_eq!(pair_lines([(1, 2), (3, 4)]), "1:2\n3:4");
+    }
+}

@@ -1,0 +1,77 @@
+//! `kvs-server`: one replica of the key-value store.
+//!
+//! Started as `kvs-server -i ID` (or `SERVER_ID=ID`), it listens on
+//! `9000 + ID` and answers the frontend's replication calls and the course
+//! skeleton's methods. It exits cleanly on `shutdownServer`, SIGTERM or SIGINT.
+
+mod service;
+mod store;
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use kvs_proto::addr::{SERVER_PORT_BASE, port_for};
+use kvs_proto::process;
+use tokio::net::TcpListener;
+
+use crate::service::ReplicaService;
+
+/// A kvs replica server.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// This server's id; it listens on 9000 + id unless --port is given.
+    #[arg(short = 'i', long = "id", env = "SERVER_ID")]
+    id: i32,
+    /// Address to listen on (0.0.0.0 in a container).
+    #[arg(long, default_value = "127.0.0.1", env = "KVS_BIND")]
+    bind: IpAddr,
+    /// Port to listen on [default: 9000 + id].
+    #[arg(long)]
+    port: Option<u16>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    process::init_logging();
+    let args = Args::parse();
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let port = match args.port {
+        Some(port) => port,
+        None => port_for(SERVER_PORT_BASE, args.id)
+            .ok_or_else(|| format!("server id {} gives no valid port; pass --port", args.id))?,
+    };
+    let addr = SocketAddr::new(args.bind, port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let service = Arc::new(ReplicaService::new(args.id));
+    let router = service::methods(&service).into_router();
+    tracing::info!(id = args.id, %addr, "server listening");
+
+    let stop = {
+        let service = Arc::clone(&service);
+        async move {
+            tokio::select! {
+                () = process::shutdown_signal() => tracing::info!("signal received, shutting down"),
+                () = service.shutdown_requested() => tracing::info!("shutdownServer received, shutting down"),
+            }
+        }
+    };
+    process::serve_until(listener, router, stop)
+        .await
+        .map_err(|e| format!("serving failed: {e}"))?;
+    tracing::info!(id = args.id, "server stopped");
+    Ok(())
+}

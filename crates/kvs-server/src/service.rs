@@ -1,0 +1,97 @@
+//! The server's XML-RPC methods, each a [`Handle`] impl over the [`Store`].
+
+use std::sync::Arc;
+
+use dxr::Fault;
+use kvs_proto::api::server::{ApplyBatch, Get, Heartbeat, PrintKvPairs, Put, ShutdownServer};
+use kvs_proto::serve::{Handle, Methods};
+use kvs_proto::{batch, fault, reply};
+use tokio::sync::Notify;
+
+use crate::store::Store;
+
+/// The replica: its store, and the switch `shutdownServer` flips.
+#[derive(Debug)]
+pub struct ReplicaService {
+    id: i32,
+    store: Store,
+    shutdown: Notify,
+}
+
+impl ReplicaService {
+    pub fn new(id: i32) -> Self {
+        ReplicaService {
+            id,
+            store: Store::default(),
+            shutdown: Notify::new(),
+        }
+    }
+
+    /// Resolves once `shutdownServer` has been called.
+    pub async fn shutdown_requested(&self) {
+        self.shutdown.notified().await;
+    }
+}
+
+/// Every method the server answers.
+pub fn methods(service: &Arc<ReplicaService>) -> Methods {
+    Methods::new()
+        .add::<Put, _>(service)
+        .add::<Get, _>(service)
+        .add::<PrintKvPairs, _>(service)
+        .add::<ShutdownServer, _>(service)
+        .add::<ApplyBatch, _>(service)
+        .add::<Heartbeat, _>(service)
+}
+
+impl Handle<Put> for ReplicaService {
+    async fn handle(&self, call: Put) -> Result<String, Fault> {
+        self.store.put_local(call.key, call.value);
+        Ok(format!(
+            "[Server {}] put {}:{}",
+            self.id, call.key, call.value
+        ))
+    }
+}
+
+impl Handle<Get> for ReplicaService {
+    async fn handle(&self, call: Get) -> Result<String, Fault> {
+        match self.store.get(call.key) {
+            Some(value) => Ok(reply::pair(call.key, value)),
+            None => Err(Fault::new(
+                fault::KEY_NOT_FOUND,
+                format!("key {} not found on server {}", call.key, self.id),
+            )),
+        }
+    }
+}
+
+impl Handle<PrintKvPairs> for ReplicaService {
+    async fn handle(&self, _call: PrintKvPairs) -> Result<String, Fault> {
+        Ok(reply::pair_lines(self.store.sorted_pairs()))
+    }
+}
+
+impl Handle<ShutdownServer> for ReplicaService {
+    async fn handle(&self, _call: ShutdownServer) -> Result<String, Fault> {
+        self.shutdown.notify_one();
+        Ok(format!("[Server {}] shutting down", self.id))
+    }
+}
+
+impl Handle<ApplyBatch> for ReplicaService {
+    async fn handle(&self, call: ApplyBatch) -> Result<i32, Fault> {
+        let entries = batch::decode(&call.entries)
+            .map_err(|e| Fault::new(fault::INVALID_REQUEST, e.to_string()))?;
+        for entry in &entries {
+            self.store.apply(*entry);
+        }
+        i32::try_from(entries.len()).map_err(|e| Fault::new(fault::INVALID_REQUEST, e.to_string()))
+    }
+}
+
+impl Handle<Heartbeat> for ReplicaService {
+    async fn handle(&self, _call: Heartbeat) -> Result<String, Fault> {
+        Ok(reply::ALIVE.to_owned())
+    }
+}
