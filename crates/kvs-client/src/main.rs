@@ -90,8 +90,8 @@ async fn run(args: Args) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
     let proxy = Arc::new(Proxy { frontend });
     let router = Methods::new()
-        .add::<Put, _>(&proxy)
-        .add::<Get, _>(&proxy)
+        .method::<Put, _>(&proxy)
+        .method::<Get, _>(&proxy)
         .into_router();
     let addr = SocketAddr::new(args.bind, port);
     let listener = TcpListener::bind(addr)

@@ -46,12 +46,12 @@ impl Frontend {
 /// Every method the frontend answers.
 pub fn methods(frontend: &Arc<Frontend>) -> Methods {
     Methods::new()
-        .add::<Put, _>(frontend)
-        .add::<Get, _>(frontend)
-        .add::<PrintKvPairs, _>(frontend)
-        .add::<AddServer, _>(frontend)
-        .add::<ListServer, _>(frontend)
-        .add::<ShutdownServer, _>(frontend)
+        .method::<Put, _>(frontend)
+        .method::<Get, _>(frontend)
+        .method::<PrintKvPairs, _>(frontend)
+        .method::<AddServer, _>(frontend)
+        .method::<ListServer, _>(frontend)
+        .method::<ShutdownServer, _>(frontend)
 }
 
 impl Handle<Put> for Frontend {

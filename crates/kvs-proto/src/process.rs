@@ -6,6 +6,7 @@ use std::io::{self, IsTerminal};
 use std::time::Duration;
 
 use axum::Router;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -58,6 +59,10 @@ pub async fn serve_until(
         stop.await;
         let _ = stopped_tx.send(());
     };
+    // Replies are small and callers wait on each one: never hold them back (Nagle).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(listener, router).with_graceful_shutdown(stop);
     let deadline = async move {
         if stopped_rx.await.is_ok() {

@@ -1,6 +1,6 @@
 //! Serving a set of XML-RPC methods over HTTP, the way Python callers expect.
 //!
-//! Methods are registered by type ([`Methods::add`]) against a service that
+//! Methods are registered by type ([`Methods::method`]) against a service that
 //! implements [`Handle`] for that method; arity and argument types are
 //! checked by the method type before the service sees the call. The router
 //! answers on both `/` and `/RPC2` (Python's `ServerProxy` posts to `/RPC2`),
@@ -65,7 +65,7 @@ impl Methods {
     }
 
     /// Serves method `C` with `service`.
-    pub fn add<C: Rpc, S: Handle<C>>(mut self, service: &Arc<S>) -> Self {
+    pub fn method<C: Rpc, S: Handle<C>>(mut self, service: &Arc<S>) -> Self {
         let endpoint = Endpoint::<C, S> {
             service: Arc::clone(service),
             _method: PhantomData,

@@ -36,12 +36,12 @@ impl ReplicaService {
 /// Every method the server answers.
 pub fn methods(service: &Arc<ReplicaService>) -> Methods {
     Methods::new()
-        .add::<Put, _>(service)
-        .add::<Get, _>(service)
-        .add::<PrintKvPairs, _>(service)
-        .add::<ShutdownServer, _>(service)
-        .add::<ApplyBatch, _>(service)
-        .add::<Heartbeat, _>(service)
+        .method::<Put, _>(service)
+        .method::<Get, _>(service)
+        .method::<PrintKvPairs, _>(service)
+        .method::<ShutdownServer, _>(service)
+        .method::<ApplyBatch, _>(service)
+        .method::<Heartbeat, _>(service)
 }
 
 impl Handle<Put> for ReplicaService {

@@ -1,0 +1,431 @@
+//! A kvs cluster of local processes: the real binaries, real ports, real signals.
+//!
+//! Each cluster binds its own loopback address (`127.x.y.1`, derived from the
+//! process id and a counter), so several clusters run at once on the course's
+//! default ports. Every process is started with `kill_on_drop`, and dropping
+//! the [`LocalCluster`] kills whatever is still running, so a failing test
+//! leaves nothing behind.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use kvs_proto::addr::{CLIENT_PORT_BASE, FRONTEND_PORT, SERVER_PORT_BASE, port_for};
+use kvs_proto::{FrontendClient, ProxyClient, RpcError, ServerId};
+use thiserror::Error;
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+/// How long a process may take to start accepting connections.
+pub const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What went wrong while running a cluster.
+#[derive(Debug, Error)]
+pub enum ClusterError {
+    #[error(
+        "binary {0} not found; build it with `cargo build --release --bins` (or set KVS_BIN_DIR)"
+    )]
+    MissingBinary(PathBuf),
+    #[error("cannot start {what}: {source}")]
+    Spawn {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("{what} did not accept connections on {addr} within {START_TIMEOUT:?}")]
+    NotReady { what: String, addr: SocketAddr },
+    #[error("{what} exited during start-up with {status}")]
+    ExitedEarly { what: String, status: ExitStatus },
+    #[error("no such process: {0}")]
+    NoSuchProcess(String),
+    #[error("signal to {what} failed: {source}")]
+    Signal {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    #[error("port for id {0} out of range")]
+    BadId(i32),
+}
+
+/// Where the kvs binaries are: `$KVS_BIN_DIR`, else beside the running
+/// executable (or one level up, for test executables in `deps/`).
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    dir: PathBuf,
+}
+
+impl Binaries {
+    pub fn locate() -> Self {
+        if let Some(dir) = std::env::var_os("KVS_BIN_DIR") {
+            return Binaries {
+                dir: PathBuf::from(dir),
+            };
+        }
+        let exe = std::env::current_exe().unwrap_or_default();
+        let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+        if dir.ends_with("deps") {
+            dir.pop();
+        }
+        Binaries { dir }
+    }
+
+    pub fn in_dir(dir: impl Into<PathBuf>) -> Self {
+        Binaries { dir: dir.into() }
+    }
+
+    pub fn path(&self, name: &str) -> Result<PathBuf, ClusterError> {
+        let path = self.dir.join(name);
+        if path.is_file() {
+            Ok(path)
+        } else {
+            Err(ClusterError::MissingBinary(path))
+        }
+    }
+}
+
+/// A loopback address no other cluster of this machine is using right now.
+pub fn unique_loopback() -> Ipv4Addr {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = std::process::id()
+        .wrapping_mul(16)
+        .wrapping_add(COUNTER.fetch_add(1, Ordering::Relaxed));
+    // 127.{2..=253}.{0..=253}.1: skips 127.0.x.x and 127.1.x.x, which other tools like.
+    let a = 2 + (n % 252) as u8;
+    let b = ((n / 252) % 254) as u8;
+    Ipv4Addr::new(127, a, b, 1)
+}
+
+/// A running process of the cluster.
+struct Process {
+    name: String,
+    child: Child,
+}
+
+/// A frontend, its servers and client proxies, as local processes.
+pub struct LocalCluster {
+    host: Ipv4Addr,
+    bins: Binaries,
+    frontend: Option<Process>,
+    servers: BTreeMap<ServerId, Process>,
+    clients: BTreeMap<i32, Process>,
+    next_server: ServerId,
+    next_client: i32,
+    frontend_args: Vec<String>,
+}
+
+impl LocalCluster {
+    /// A cluster on a fresh loopback address; nothing runs yet.
+    pub fn new(bins: Binaries) -> Self {
+        LocalCluster {
+            host: unique_loopback(),
+            bins,
+            frontend: None,
+            servers: BTreeMap::new(),
+            clients: BTreeMap::new(),
+            next_server: 0,
+            next_client: 0,
+            frontend_args: Vec::new(),
+        }
+    }
+
+    /// Extra arguments for the frontend (e.g. `--rpc-timeout-ms 300`).
+    pub fn with_frontend_args(mut self, args: &[&str]) -> Self {
+        self.frontend_args = args.iter().map(|a| (*a).to_owned()).collect();
+        self
+    }
+
+    /// Starts the frontend, then `servers` servers (each added with
+    /// `addServer`), then `clients` client proxies.
+    pub async fn start(
+        bins: Binaries,
+        servers: usize,
+        clients: usize,
+    ) -> Result<Self, ClusterError> {
+        let mut cluster = LocalCluster::new(bins);
+        cluster.start_frontend().await?;
+        for _ in 0..servers {
+            cluster.add_server().await?;
+        }
+        for _ in 0..clients {
+            cluster.add_client().await?;
+        }
+        Ok(cluster)
+    }
+
+    pub fn host(&self) -> Ipv4Addr {
+        self.host
+    }
+
+    pub fn frontend_url(&self) -> String {
+        format!("http://{}:{FRONTEND_PORT}", self.host)
+    }
+
+    pub fn server_url(&self, id: ServerId) -> Result<String, ClusterError> {
+        let port = port_for(SERVER_PORT_BASE, id).ok_or(ClusterError::BadId(id))?;
+        Ok(format!("http://{}:{port}", self.host))
+    }
+
+    pub fn client_url(&self, id: i32) -> Result<String, ClusterError> {
+        let port = port_for(CLIENT_PORT_BASE, id).ok_or(ClusterError::BadId(id))?;
+        Ok(format!("http://{}:{port}", self.host))
+    }
+
+    /// A typed client of the frontend.
+    pub fn frontend(&self) -> Result<FrontendClient, ClusterError> {
+        Ok(FrontendClient::new(
+            &self.frontend_url(),
+            Some(Duration::from_secs(30)),
+        )?)
+    }
+
+    /// A typed client of client proxy `id`.
+    pub fn proxy(&self, id: i32) -> Result<ProxyClient, ClusterError> {
+        Ok(ProxyClient::new(
+            &self.client_url(id)?,
+            Some(Duration::from_secs(30)),
+        )?)
+    }
+
+    /// Starts (or restarts) the frontend.
+    pub async fn start_frontend(&mut self) -> Result<(), ClusterError> {
+        let host = self.host.to_string();
+        let template = format!("http://{host}:{{port}}");
+        let mut args = vec![
+            "--bind".to_owned(),
+            host,
+            "--server-url".to_owned(),
+            template,
+        ];
+        args.extend(self.frontend_args.iter().cloned());
+        let addr = SocketAddr::new(IpAddr::V4(self.host), FRONTEND_PORT);
+        let process = self.spawn("kvs-frontend", "frontend", &args, addr).await?;
+        self.frontend = Some(process);
+        Ok(())
+    }
+
+    /// Starts the next server id and adds it through the frontend.
+    pub async fn add_server(&mut self) -> Result<ServerId, ClusterError> {
+        let id = self.start_server().await?;
+        self.frontend()?.add_server(id).await?;
+        Ok(id)
+    }
+
+    /// Starts the next server id without telling the frontend.
+    pub async fn start_server(&mut self) -> Result<ServerId, ClusterError> {
+        let id = self.next_server;
+        self.next_server += 1;
+        let port = port_for(SERVER_PORT_BASE, id).ok_or(ClusterError::BadId(id))?;
+        let args = vec![
+            "--id".to_owned(),
+            id.to_string(),
+            "--bind".to_owned(),
+            self.host.to_string(),
+        ];
+        let addr = SocketAddr::new(IpAddr::V4(self.host), port);
+        let process = self
+            .spawn("kvs-server", &format!("server {id}"), &args, addr)
+            .await?;
+        self.servers.insert(id, process);
+        Ok(id)
+    }
+
+    /// Starts the next client proxy id.
+    pub async fn add_client(&mut self) -> Result<i32, ClusterError> {
+        let id = self.next_client;
+        self.next_client += 1;
+        let port = port_for(CLIENT_PORT_BASE, id).ok_or(ClusterError::BadId(id))?;
+        let args = vec![
+            "--id".to_owned(),
+            id.to_string(),
+            "--bind".to_owned(),
+            self.host.to_string(),
+            "--frontend".to_owned(),
+            self.frontend_url(),
+        ];
+        let addr = SocketAddr::new(IpAddr::V4(self.host), port);
+        let process = self
+            .spawn("kvs-client", &format!("client {id}"), &args, addr)
+            .await?;
+        self.clients.insert(id, process);
+        Ok(id)
+    }
+
+    async fn spawn(
+        &self,
+        binary: &str,
+        what: &str,
+        args: &[String],
+        addr: SocketAddr,
+    ) -> Result<Process, ClusterError> {
+        let path = self.bins.path(binary)?;
+        let mut child = Command::new(path)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(if std::env::var_os("KVS_TEST_LOGS").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            )
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| ClusterError::Spawn {
+                what: what.to_owned(),
+                source,
+            })?;
+        wait_until_listening(&mut child, what, addr).await?;
+        Ok(Process {
+            name: what.to_owned(),
+            child,
+        })
+    }
+
+    /// Kills server `id` with SIGKILL (a crash: the frontend is not told).
+    pub async fn kill_server(&mut self, id: ServerId) -> Result<(), ClusterError> {
+        let mut process = self
+            .servers
+            .remove(&id)
+            .ok_or_else(|| ClusterError::NoSuchProcess(format!("server {id}")))?;
+        process.kill().await
+    }
+
+    /// Kills the frontend with SIGKILL.
+    pub async fn kill_frontend(&mut self) -> Result<(), ClusterError> {
+        let mut process = self
+            .frontend
+            .take()
+            .ok_or_else(|| ClusterError::NoSuchProcess("frontend".into()))?;
+        process.kill().await
+    }
+
+    /// Sends SIGTERM to server `id` and waits (bounded) for it to exit.
+    pub async fn terminate_server(
+        &mut self,
+        id: ServerId,
+    ) -> Result<Option<ExitStatus>, ClusterError> {
+        let mut process = self
+            .servers
+            .remove(&id)
+            .ok_or_else(|| ClusterError::NoSuchProcess(format!("server {id}")))?;
+        process.signal("TERM")?;
+        Ok(process.wait_exit(Duration::from_secs(5)).await)
+    }
+
+    /// Waits (bounded) for server `id` to exit on its own, e.g. after `shutdownServer`.
+    pub async fn wait_server_exit(
+        &mut self,
+        id: ServerId,
+        limit: Duration,
+    ) -> Result<Option<ExitStatus>, ClusterError> {
+        let mut process = self
+            .servers
+            .remove(&id)
+            .ok_or_else(|| ClusterError::NoSuchProcess(format!("server {id}")))?;
+        let status = process.wait_exit(limit).await;
+        if status.is_none() {
+            self.servers.insert(id, process);
+        }
+        Ok(status)
+    }
+
+    /// Sends a signal by name (`STOP`, `CONT`, `TERM`, …) to server `id`.
+    pub fn signal_server(&self, id: ServerId, signal: &str) -> Result<(), ClusterError> {
+        let process = self
+            .servers
+            .get(&id)
+            .ok_or_else(|| ClusterError::NoSuchProcess(format!("server {id}")))?;
+        process.signal(signal)
+    }
+
+    /// Ids of the server processes this cluster still runs.
+    pub fn running_servers(&self) -> Vec<ServerId> {
+        self.servers.keys().copied().collect()
+    }
+
+    /// Process ids of everything still running (for leak checks).
+    pub fn pids(&self) -> Vec<u32> {
+        self.frontend
+            .iter()
+            .chain(self.servers.values())
+            .chain(self.clients.values())
+            .filter_map(|p| p.child.id())
+            .collect()
+    }
+}
+
+impl Process {
+    async fn kill(&mut self) -> Result<(), ClusterError> {
+        self.child
+            .kill()
+            .await
+            .map_err(|source| ClusterError::Signal {
+                what: self.name.clone(),
+                source,
+            })
+    }
+
+    /// Sends a signal with the system's `kill`, so no libc binding is needed.
+    fn signal(&self, signal: &str) -> Result<(), ClusterError> {
+        let pid = self
+            .child
+            .id()
+            .ok_or_else(|| ClusterError::NoSuchProcess(self.name.clone()))?;
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .map_err(|source| ClusterError::Signal {
+                what: self.name.clone(),
+                source,
+            })?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(ClusterError::Signal {
+                what: self.name.clone(),
+                source: std::io::Error::other(status.to_string()),
+            })
+        }
+    }
+
+    async fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        tokio::time::timeout(limit, self.child.wait())
+            .await
+            .ok()?
+            .ok()
+    }
+}
+
+async fn wait_until_listening(
+    child: &mut Child,
+    what: &str,
+    addr: SocketAddr,
+) -> Result<(), ClusterError> {
+    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(ClusterError::ExitedEarly {
+                what: what.to_owned(),
+                status,
+            });
+        }
+        if TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ClusterError::NotReady {
+                what: what.to_owned(),
+                addr,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
