@@ -57,7 +57,7 @@ pub fn methods(frontend: &Arc<Frontend>) -> Methods {
 impl Handle<Put> for Frontend {
     async fn handle(&self, call: Put) -> Result<String, Fault> {
         self.log.put(call.key, call.value).await?;
-        Ok(format!("put {}:{}", call.key, call.value))
+        Ok(reply::SUCCESS.to_owned())
     }
 }
 

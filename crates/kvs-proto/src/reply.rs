@@ -5,7 +5,7 @@
 
 use crate::{Key, ServerId, Value};
 
-/// `addServer`'s reply.
+/// The reply of `addServer`, and of a `put` once every active server holds it.
 pub const SUCCESS: &str = "Success";
 /// `heartbeat`'s reply.
 pub const ALIVE: &str = "alive";

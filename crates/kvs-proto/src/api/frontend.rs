@@ -4,7 +4,8 @@ use super::rpc_method;
 use crate::{Key, ServerId, Value};
 
 rpc_method! {
-    /// Writes `key = value`; returns once every active server holds it.
+    /// Writes `key = value`; replies [`crate::reply::SUCCESS`] once every
+    /// active server holds it.
     Put = "put"(key: Key, value: Value) -> String
 }
 rpc_method! {

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every kvs test against release builds of the real binaries:
+#   1. Rust unit tests and whole-cluster tests (cargo-nextest, else cargo test),
+#   2. doc examples,
+#   3. Python interop and harness tests (pytest, installed here if missing).
+# Usage: ./test.sh [extra pytest arguments]
+set -euo pipefail
+cd "$(dirname "$0")"
+
+echo "== building release binaries"
+cargo build --release --workspace --bins
+
+echo "== Rust tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --cargo-profile release --no-fail-fast
+else
+    cargo test --workspace --release --no-fail-fast
+fi
+cargo test --workspace --release --doc --quiet
+
+echo "== Python tests"
+if ! python3 -c 'import pytest' >/dev/null 2>&1; then
+    python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+fi
+KVS_NO_BUILD=1 KVS_BIN_DIR="$PWD/target/release" python3 -m pytest tests/python -q "$@"
