@@ -86,6 +86,12 @@ impl Handle<PrintKvPairs> for Frontend {
 impl Handle<AddServer> for Frontend {
     async fn handle(&self, call: AddServer) -> Result<String, Fault> {
         let id = call.server_id;
+        if id < 0 {
+            return Err(Fault::new(
+                fault::INVALID_REQUEST,
+                format!("server id {id} is negative"),
+            ));
+        }
         let url = self.config.url_of(id).ok_or_else(|| {
             Fault::new(
                 fault::INVALID_REQUEST,

@@ -97,22 +97,43 @@ async fn respond(
     body: String,
 ) -> (StatusCode, HeaderMap, String) {
     let (status, headers, reply) = dxr_server::server(handlers, &body, headers).await;
-    if reply.len() <= MAX_FAULT_CHARS * 2 {
+    // Successful replies pass untouched; only faults are looked at.
+    if !reply.contains("<fault>") {
         return (status, headers, reply);
     }
     match FaultResponse::from_xml(&reply) {
-        Ok(response) => (status, headers, capped_fault(&response.fault)),
+        Ok(response) => (status, headers, tidy_fault(&response.fault)),
         Err(_) => (status, headers, reply),
     }
 }
 
-/// Re-encodes a fault with its message cut to [`MAX_FAULT_CHARS`].
-fn capped_fault(fault: &Fault) -> String {
-    let message: String = fault.string().chars().take(MAX_FAULT_CHARS).collect();
-    let fault = Fault::new(fault.code(), format!("{message}… (truncated)"));
-    FaultResponse { fault }
-        .to_xml()
-        .unwrap_or_else(|_| String::from("<?xml version=\"1.0\"?><methodResponse/>"))
+/// dxr's parse-error fault echoes the request (twice prefixed): give it its
+/// own code and a short message; cap every fault message at
+/// [`MAX_FAULT_CHARS`].
+fn tidy_fault(fault: &Fault) -> String {
+    const PARSE_PREFIX: &str = "Failed to parse XML data: ";
+    const PARSE_ECHO_CHARS: usize = 64;
+    let (code, message) = match fault.string().strip_prefix(PARSE_PREFIX) {
+        Some(detail) => {
+            let detail = detail.trim_start_matches(PARSE_PREFIX);
+            (
+                crate::fault::PARSE_ERROR,
+                format!("malformed XML-RPC request: {detail}"),
+            )
+        }
+        None => (fault.code(), fault.string().to_owned()),
+    };
+    let message = if message.chars().count() > MAX_FAULT_CHARS {
+        let cut: String = message.chars().take(MAX_FAULT_CHARS).collect();
+        format!("{cut}… (truncated)")
+    } else {
+        message
+    };
+    FaultResponse {
+        fault: Fault::new(code, message),
+    }
+    .to_xml()
+    .unwrap_or_else(|_| String::from("<?xml version=\"1.0\"?><methodResponse/>"))
 }
 
 #[cfg(test)]
@@ -120,9 +141,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn parse_errors_get_their_own_code_and_no_echo() {
+        let echo = format!(
+            "Failed to parse XML data: Failed to parse XML data: {}",
+            "<junk/>".repeat(100)
+        );
+        let xml = tidy_fault(&Fault::new(400, echo));
+        let response = FaultResponse::from_xml(&xml).expect("valid fault");
+        assert_eq!(response.fault.code(), crate::fault::PARSE_ERROR);
+        assert!(
+            response
+                .fault
+                .string()
+                .starts_with("malformed XML-RPC request: <junk/>")
+        );
+        assert!(response.fault.string().chars().count() < MAX_FAULT_CHARS + 20);
+    }
+
+    #[test]
     fn long_fault_is_capped() {
         let long = "x".repeat(10_000);
-        let xml = capped_fault(&Fault::new(400, long));
+        let xml = tidy_fault(&Fault::new(400, long));
         let response = FaultResponse::from_xml(&xml).expect("valid fault");
         assert_eq!(response.fault.code(), 400);
         assert!(response.fault.string().chars().count() < MAX_FAULT_CHARS + 20);
