@@ -115,11 +115,14 @@ fn tidy_fault(fault: &Fault) -> String {
     const PARSE_ECHO_CHARS: usize = 64;
     let (code, message) = match fault.string().strip_prefix(PARSE_PREFIX) {
         Some(detail) => {
-            let detail = detail.trim_start_matches(PARSE_PREFIX);
-            (
-                crate::fault::PARSE_ERROR,
-                format!("malformed XML-RPC request: {detail}"),
-            )
+            // dxr's detail is the request itself: show only its start.
+            let start: String = detail
+                .trim_start_matches(PARSE_PREFIX)
+                .chars()
+                .take(PARSE_ECHO_CHARS)
+                .collect();
+            let message = format!("malformed XML-RPC request, starting {start:?}");
+            (crate::fault::PARSE_ERROR, message)
         }
         None => (fault.code(), fault.string().to_owned()),
     };
