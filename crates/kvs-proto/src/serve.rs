@@ -156,7 +156,7 @@ mod tests {
             response
                 .fault
                 .string()
-                .starts_with("malformed XML-RPC request: <junk/>")
+                .starts_with("malformed XML-RPC request, starting \"<junk/>")
         );
         assert!(response.fault.string().chars().count() < MAX_FAULT_CHARS + 20);
     }
