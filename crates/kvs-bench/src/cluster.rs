@@ -25,15 +25,10 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// What went wrong while running a cluster.
 #[derive(Debug, Error)]
 pub enum ClusterError {
-    #[error(
-        "binary {0} not found; build it with `cargo build --release --bins` (or set KVS_BIN_DIR)"
-    )]
+    #[error("binary {0} not found; build it with `cargo build --release --bins` (or set KVS_BIN_DIR)")]
     MissingBinary(PathBuf),
     #[error("cannot start {what}: {source}")]
-    Spawn {
-        what: String,
-        source: std::io::Error,
-    },
+    Spawn { what: String, source: std::io::Error },
     #[error("{what} did not accept connections on {addr} within {START_TIMEOUT:?}")]
     NotReady { what: String, addr: SocketAddr },
     #[error("{what} exited during start-up with {status}")]
@@ -41,10 +36,7 @@ pub enum ClusterError {
     #[error("no such process: {0}")]
     NoSuchProcess(String),
     #[error("signal to {what} failed: {source}")]
-    Signal {
-        what: String,
-        source: std::io::Error,
-    },
+    Signal { what: String, source: std::io::Error },
     #[error(transparent)]
     Rpc(#[from] RpcError),
     #[error("port for id {0} out of range")]
@@ -140,11 +132,7 @@ impl LocalCluster {
 
     /// Starts the frontend, then `servers` servers (each added with
     /// `addServer`), then `clients` client proxies.
-    pub async fn start(
-        bins: Binaries,
-        servers: usize,
-        clients: usize,
-    ) -> Result<Self, ClusterError> {
+    pub async fn start(bins: Binaries, servers: usize, clients: usize) -> Result<Self, ClusterError> {
         let mut cluster = LocalCluster::new(bins);
         cluster.start_frontend().await?;
         for _ in 0..servers {
@@ -184,22 +172,14 @@ impl LocalCluster {
 
     /// A typed client of client proxy `id`.
     pub fn proxy(&self, id: i32) -> Result<ProxyClient, ClusterError> {
-        Ok(ProxyClient::new(
-            &self.client_url(id)?,
-            Some(Duration::from_secs(30)),
-        )?)
+        Ok(ProxyClient::new(&self.client_url(id)?, Some(Duration::from_secs(30)))?)
     }
 
     /// Starts (or restarts) the frontend.
     pub async fn start_frontend(&mut self) -> Result<(), ClusterError> {
         let host = self.host.to_string();
         let template = format!("http://{host}:{{port}}");
-        let mut args = vec![
-            "--bind".to_owned(),
-            host,
-            "--server-url".to_owned(),
-            template,
-        ];
+        let mut args = vec!["--bind".to_owned(), host, "--server-url".to_owned(), template];
         args.extend(self.frontend_args.iter().cloned());
         let addr = SocketAddr::new(IpAddr::V4(self.host), FRONTEND_PORT);
         let process = self.spawn("kvs-frontend", "frontend", &args, addr).await?;
@@ -226,9 +206,7 @@ impl LocalCluster {
             self.host.to_string(),
         ];
         let addr = SocketAddr::new(IpAddr::V4(self.host), port);
-        let process = self
-            .spawn("kvs-server", &format!("server {id}"), &args, addr)
-            .await?;
+        let process = self.spawn("kvs-server", &format!("server {id}"), &args, addr).await?;
         self.servers.insert(id, process);
         Ok(id)
     }
@@ -247,9 +225,7 @@ impl LocalCluster {
             self.frontend_url(),
         ];
         let addr = SocketAddr::new(IpAddr::V4(self.host), port);
-        let process = self
-            .spawn("kvs-client", &format!("client {id}"), &args, addr)
-            .await?;
+        let process = self.spawn("kvs-client", &format!("client {id}"), &args, addr).await?;
         self.clients.insert(id, process);
         Ok(id)
     }
@@ -307,10 +283,7 @@ impl LocalCluster {
     }
 
     /// Sends SIGTERM to server `id` and waits (bounded) for it to exit.
-    pub async fn terminate_server(
-        &mut self,
-        id: ServerId,
-    ) -> Result<Option<ExitStatus>, ClusterError> {
+    pub async fn terminate_server(&mut self, id: ServerId) -> Result<Option<ExitStatus>, ClusterError> {
         let mut process = self
             .servers
             .remove(&id)
@@ -363,13 +336,10 @@ impl LocalCluster {
 
 impl Process {
     async fn kill(&mut self) -> Result<(), ClusterError> {
-        self.child
-            .kill()
-            .await
-            .map_err(|source| ClusterError::Signal {
-                what: self.name.clone(),
-                source,
-            })
+        self.child.kill().await.map_err(|source| ClusterError::Signal {
+            what: self.name.clone(),
+            source,
+        })
     }
 
     /// Sends a signal with the system's `kill`, so no libc binding is needed.
@@ -397,18 +367,11 @@ impl Process {
     }
 
     async fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        tokio::time::timeout(limit, self.child.wait())
-            .await
-            .ok()?
-            .ok()
+        tokio::time::timeout(limit, self.child.wait()).await.ok()?.ok()
     }
 }
 
-async fn wait_until_listening(
-    child: &mut Child,
-    what: &str,
-    addr: SocketAddr,
-) -> Result<(), ClusterError> {
+async fn wait_until_listening(child: &mut Child, what: &str, addr: SocketAddr) -> Result<(), ClusterError> {
     let deadline = tokio::time::Instant::now() + START_TIMEOUT;
     loop {
         if let Ok(Some(status)) = child.try_wait() {

@@ -61,21 +61,17 @@ pub async fn run(url: &str, spec: &LoadSpec) -> Result<LoadReport, LoadError> {
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(connections);
     for worker in 0..connections {
-        let share = spec.operations / connections as u64
-            + u64::from((worker as u64) < spec.operations % connections as u64);
+        let share =
+            spec.operations / connections as u64 + u64::from((worker as u64) < spec.operations % connections as u64);
         let client = FrontendClient::new(url, Some(spec.timeout))?;
         let spec = spec.clone();
-        tasks.push(tokio::spawn(async move {
-            worker_loop(client, share, spec).await
-        }));
+        tasks.push(tokio::spawn(async move { worker_loop(client, share, spec).await }));
     }
     let mut latency_us = new_histogram()?;
     let (mut operations, mut errors) = (0, 0);
     for task in tasks {
         let (hist, ok, failed) = task.await.map_err(|e| LoadError::Task(e.to_string()))??;
-        latency_us
-            .add(hist)
-            .map_err(|e| LoadError::Histogram(e.to_string()))?;
+        latency_us.add(hist).map_err(|e| LoadError::Histogram(e.to_string()))?;
         operations += ok;
         errors += failed;
     }

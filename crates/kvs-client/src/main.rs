@@ -46,10 +46,7 @@ struct Proxy {
 
 impl Handle<Put> for Proxy {
     async fn handle(&self, call: Put) -> Result<String, Fault> {
-        self.frontend
-            .put(call.key, call.value)
-            .await
-            .map_err(pass_through)
+        self.frontend.put(call.key, call.value).await.map_err(pass_through)
     }
 }
 
@@ -86,8 +83,7 @@ async fn run(args: Args) -> Result<(), String> {
             .ok_or_else(|| format!("client id {} gives no valid port; pass --port", args.id))?,
     };
     let frontend =
-        FrontendClient::new(&args.frontend, Some(Duration::from_millis(args.timeout_ms)))
-            .map_err(|e| e.to_string())?;
+        FrontendClient::new(&args.frontend, Some(Duration::from_millis(args.timeout_ms))).map_err(|e| e.to_string())?;
     let proxy = Arc::new(Proxy { frontend });
     let router = Methods::new()
         .method::<Put, _>(&proxy)

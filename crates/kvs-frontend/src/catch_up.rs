@@ -60,9 +60,6 @@ impl CatchUp {
         }
         tracing::info!(server = id, pairs = snapshot.len(), "snapshot sent");
         self.log.snapshot_sent(id, registration.incarnation);
-        registration
-            .promoted
-            .await
-            .map_err(|_| CatchUpError::Dropped(id))
+        registration.promoted.await.map_err(|_| CatchUpError::Dropped(id))
     }
 }

@@ -74,9 +74,7 @@ impl Membership {
 
     /// The member `id` if it is still the given incarnation.
     pub fn get_mut(&mut self, id: ServerId, incarnation: u64) -> Option<&mut Member> {
-        self.members
-            .get_mut(&id)
-            .filter(|m| m.incarnation == incarnation)
+        self.members.get_mut(&id).filter(|m| m.incarnation == incarnation)
     }
 
     /// Removes member `id` (any incarnation, or only `incarnation` if given)
@@ -86,11 +84,7 @@ impl Membership {
             .members
             .get(&id)
             .is_some_and(|m| incarnation.is_none_or(|inc| m.incarnation == inc));
-        let member = if matches {
-            self.members.remove(&id)
-        } else {
-            None
-        }?;
+        let member = if matches { self.members.remove(&id) } else { None }?;
         member.removed.notify_one();
         Some(member)
     }
@@ -119,11 +113,7 @@ impl Membership {
     /// The highest sequence number every active member has acknowledged,
     /// or `None` when no member is active.
     pub fn commit_point(&self) -> Option<u64> {
-        self.members
-            .values()
-            .filter(|m| m.is_active())
-            .map(|m| m.acked)
-            .min()
+        self.members.values().filter(|m| m.is_active()).map(|m| m.acked).min()
     }
 
     /// The lowest acknowledgement of any member: the log must keep every

@@ -77,14 +77,8 @@ impl LogState {
 
     /// Entries after `acked`, at most `max` of them.
     fn entries_after(&self, acked: u64, max: usize) -> Vec<Entry> {
-        let skip = usize::try_from(acked.saturating_add(1).saturating_sub(self.first_seq))
-            .unwrap_or(usize::MAX);
-        self.slots
-            .iter()
-            .skip(skip)
-            .take(max)
-            .map(|slot| slot.entry)
-            .collect()
+        let skip = usize::try_from(acked.saturating_add(1).saturating_sub(self.first_seq)).unwrap_or(usize::MAX);
+        self.slots.iter().skip(skip).take(max).map(|slot| slot.entry).collect()
     }
 }
 
@@ -133,11 +127,7 @@ impl ReplicationLog {
             state.last_seq += 1;
             let version = state.last_seq;
             state.slots.push_back(Slot {
-                entry: Entry {
-                    key,
-                    value,
-                    version,
-                },
+                entry: Entry { key, value, version },
                 waiter: Some(waiter),
             });
             version
@@ -161,11 +151,7 @@ impl ReplicationLog {
         loop {
             let batch = {
                 let state = self.state.lock();
-                let Some(member) = state
-                    .members
-                    .get(id)
-                    .filter(|m| m.incarnation == incarnation)
-                else {
+                let Some(member) = state.members.get(id).filter(|m| m.incarnation == incarnation) else {
                     return;
                 };
                 state.entries_after(member.acked, self.max_batch)
@@ -291,11 +277,7 @@ impl ReplicationLog {
     /// Registers server `id` as joining at the current commit point and
     /// starts its replicator. The caller must then send it a snapshot of
     /// [`Committed`] and call [`ReplicationLog::snapshot_sent`].
-    pub fn register(
-        self: &Arc<Self>,
-        id: ServerId,
-        client: Arc<ServerClient>,
-    ) -> Result<Registration, JoinError> {
+    pub fn register(self: &Arc<Self>, id: ServerId, client: Arc<ServerClient>) -> Result<Registration, JoinError> {
         let (promoted_tx, promoted) = oneshot::channel();
         let removed = Arc::new(Notify::new());
         let incarnation = {
@@ -320,10 +302,7 @@ impl ReplicationLog {
             incarnation
         };
         tokio::spawn(Arc::clone(self).replicate(id, incarnation, client, removed));
-        Ok(Registration {
-            incarnation,
-            promoted,
-        })
+        Ok(Registration { incarnation, promoted })
     }
 
     /// The snapshot reached member `id`: it becomes active as soon as it has
@@ -356,22 +335,14 @@ impl ReplicationLog {
             let _ = promoted.send(());
         }
         member.phase = Phase::Active;
-        tracing::info!(
-            server = id,
-            acked = member.acked,
-            "server caught up and is active"
-        );
+        tracing::info!(server = id, acked = member.acked, "server caught up and is active");
     }
 
     // ----- 6. truncate ----------------------------------------------------
 
     /// Drops entries that are committed and acknowledged by every member.
     fn truncate(state: &mut LogState) {
-        let keep_after = state
-            .members
-            .lowest_acked()
-            .unwrap_or(state.commit)
-            .min(state.commit);
+        let keep_after = state.members.lowest_acked().unwrap_or(state.commit).min(state.commit);
         while state.first_seq <= keep_after && state.slots.pop_front().is_some() {
             state.first_seq += 1;
         }
@@ -386,10 +357,6 @@ impl ReplicationLog {
 
     /// The client of member `id`.
     pub fn client_of(&self, id: ServerId) -> Option<Arc<ServerClient>> {
-        self.state
-            .lock()
-            .members
-            .get(id)
-            .map(|m| Arc::clone(&m.client))
+        self.state.lock().members.get(id).map(|m| Arc::clone(&m.client))
     }
 }

@@ -25,11 +25,7 @@ impl Frontend {
     pub fn new(config: Config) -> Self {
         let committed = Arc::new(Committed::default());
         let log = ReplicationLog::new(Arc::clone(&committed), config.max_batch);
-        let catch_up = CatchUp::new(
-            Arc::clone(&log),
-            Arc::clone(&committed),
-            config.snapshot_chunk,
-        );
+        let catch_up = CatchUp::new(Arc::clone(&log), Arc::clone(&committed), config.snapshot_chunk);
         Frontend {
             config,
             log,
@@ -65,10 +61,7 @@ impl Handle<Get> for Frontend {
     async fn handle(&self, call: Get) -> Result<String, Fault> {
         match self.committed.get(call.key) {
             Some(value) => Ok(reply::pair(call.key, value)),
-            None => Err(Fault::new(
-                fault::KEY_NOT_FOUND,
-                format!("key {} not found", call.key),
-            )),
+            None => Err(Fault::new(fault::KEY_NOT_FOUND, format!("key {} not found", call.key))),
         }
     }
 }
@@ -92,12 +85,10 @@ impl Handle<AddServer> for Frontend {
                 format!("server id {id} is negative"),
             ));
         }
-        let url = self.config.url_of(id).ok_or_else(|| {
-            Fault::new(
-                fault::INVALID_REQUEST,
-                format!("server id {id} gives no valid address"),
-            )
-        })?;
+        let url = self
+            .config
+            .url_of(id)
+            .ok_or_else(|| Fault::new(fault::INVALID_REQUEST, format!("server id {id} gives no valid address")))?;
         let client = ServerClient::new(&url, Some(self.config.rpc_timeout()))
             .map_err(|e| Fault::new(fault::INVALID_REQUEST, e.to_string()))?;
         self.catch_up.add(id, client).await?;
@@ -118,10 +109,7 @@ impl Handle<ShutdownServer> for Frontend {
             .log
             .remove(call.server_id)
             .ok_or_else(|| unknown_server(call.server_id))?;
-        client
-            .shutdown()
-            .await
-            .map_err(|e| server_fault(call.server_id, &e))
+        client.shutdown().await.map_err(|e| server_fault(call.server_id, &e))
     }
 }
 
@@ -151,9 +139,9 @@ impl From<CatchUpError> for Fault {
     fn from(error: CatchUpError) -> Self {
         let code = match &error {
             CatchUpError::Join(JoinError::AlreadyMember(_)) => fault::ALREADY_MEMBER,
-            CatchUpError::Unreachable { .. }
-            | CatchUpError::Transfer { .. }
-            | CatchUpError::Dropped(_) => fault::SERVER_UNREACHABLE,
+            CatchUpError::Unreachable { .. } | CatchUpError::Transfer { .. } | CatchUpError::Dropped(_) => {
+                fault::SERVER_UNREACHABLE
+            }
         };
         Fault::new(code, error.to_string())
     }

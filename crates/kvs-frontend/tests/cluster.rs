@@ -18,10 +18,7 @@ async fn cluster(servers: usize, clients: usize) -> LocalCluster {
 }
 
 /// Every pair a server holds, read straight from the server.
-async fn server_pairs(
-    cluster: &LocalCluster,
-    id: i32,
-) -> Result<String, Box<dyn std::error::Error>> {
+async fn server_pairs(cluster: &LocalCluster, id: i32) -> Result<String, Box<dyn std::error::Error>> {
     let server = ServerClient::new(&cluster.server_url(id)?, Some(Duration::from_secs(10)))?;
     Ok(server.print_kv_pairs().await?)
 }
@@ -131,11 +128,7 @@ async fn concurrent_writers_leave_identical_replicas() -> TestResult {
     let frontend = cluster.frontend()?;
     for line in views[&0].lines() {
         let (key, _) = reply::parse_pair(line).ok_or("bad line")?;
-        assert_eq!(
-            frontend.get(key).await?,
-            line,
-            "frontend and replicas disagree"
-        );
+        assert_eq!(frontend.get(key).await?, line, "frontend and replicas disagree");
     }
     Ok(())
 }
@@ -162,8 +155,7 @@ async fn shutdown_server_removes_it_and_it_exits_cleanly() -> TestResult {
 async fn unknown_server_ids_are_faults() -> TestResult {
     let cluster = cluster(1, 0).await;
     let frontend = cluster.frontend()?;
-    let fault_code =
-        |r: Result<String, kvs_proto::RpcError>| r.err().and_then(|e| e.fault().map(|f| f.code()));
+    let fault_code = |r: Result<String, kvs_proto::RpcError>| r.err().and_then(|e| e.fault().map(|f| f.code()));
     assert_eq!(
         fault_code(frontend.print_kv_pairs(42).await),
         Some(fault::UNKNOWN_SERVER)
@@ -172,18 +164,12 @@ async fn unknown_server_ids_are_faults() -> TestResult {
         fault_code(frontend.shutdown_server(42).await),
         Some(fault::UNKNOWN_SERVER)
     );
-    assert_eq!(
-        fault_code(frontend.add_server(0).await),
-        Some(fault::ALREADY_MEMBER)
-    );
+    assert_eq!(fault_code(frontend.add_server(0).await), Some(fault::ALREADY_MEMBER));
     assert_eq!(
         fault_code(frontend.add_server(9).await),
         Some(fault::SERVER_UNREACHABLE)
     );
-    assert_eq!(
-        fault_code(frontend.get(12345).await),
-        Some(fault::KEY_NOT_FOUND)
-    );
+    assert_eq!(fault_code(frontend.get(12345).await), Some(fault::KEY_NOT_FOUND));
     // Still serving.
     frontend.put(1, 1).await?;
     assert_eq!(frontend.list_server().await?, "0");

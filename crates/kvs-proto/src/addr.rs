@@ -54,9 +54,6 @@ mod tests {
 
     #[test]
     fn template_without_placeholders_is_kept() {
-        assert_eq!(
-            server_url("http://x:1", 9000, 1).as_deref(),
-            Some("http://x:1")
-        );
+        assert_eq!(server_url("http://x:1", 9000, 1).as_deref(), Some("http://x:1"));
     }
 }

@@ -85,9 +85,7 @@ impl RpcClient {
 
     /// Sends one call and waits for its reply.
     pub async fn call<C: Rpc>(&self, call: &C) -> Result<C::Reply, RpcError> {
-        let params = call
-            .to_params()
-            .map_err(|e| self.bad_reply(e.to_string()))?;
+        let params = call.to_params().map_err(|e| self.bad_reply(e.to_string()))?;
         self.inner
             .call::<_, C::Reply>(C::METHOD, params)
             .await

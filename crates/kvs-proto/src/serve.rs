@@ -46,8 +46,7 @@ struct Endpoint<C, S> {
 #[async_trait::async_trait]
 impl<C: Rpc, S: Handle<C>> Handler for Endpoint<C, S> {
     async fn handle(&self, params: &[Value], _headers: HeaderMap) -> HandlerResult {
-        let call =
-            C::from_params(params).map_err(|e| Fault::new(400, format!("{}: {e}", C::METHOD)))?;
+        let call = C::from_params(params).map_err(|e| Fault::new(400, format!("{}: {e}", C::METHOD)))?;
         let reply = self.service.handle(call).await?;
         reply.try_to_value().map_err(Fault::from)
     }
@@ -91,11 +90,7 @@ impl Methods {
     }
 }
 
-async fn respond(
-    handlers: HandlerMap,
-    headers: HeaderMap,
-    body: String,
-) -> (StatusCode, HeaderMap, String) {
+async fn respond(handlers: HandlerMap, headers: HeaderMap, body: String) -> (StatusCode, HeaderMap, String) {
     let (status, headers, reply) = dxr_server::server(handlers, &body, headers).await;
     // Successful replies pass untouched; only faults are looked at.
     if !reply.contains("<fault>") {

@@ -47,10 +47,7 @@ pub fn methods(service: &Arc<ReplicaService>) -> Methods {
 impl Handle<Put> for ReplicaService {
     async fn handle(&self, call: Put) -> Result<String, Fault> {
         self.store.put_local(call.key, call.value);
-        Ok(format!(
-            "[Server {}] put {}:{}",
-            self.id, call.key, call.value
-        ))
+        Ok(format!("[Server {}] put {}:{}", self.id, call.key, call.value))
     }
 }
 
@@ -81,8 +78,7 @@ impl Handle<ShutdownServer> for ReplicaService {
 
 impl Handle<ApplyBatch> for ReplicaService {
     async fn handle(&self, call: ApplyBatch) -> Result<i32, Fault> {
-        let entries = batch::decode(&call.entries)
-            .map_err(|e| Fault::new(fault::INVALID_REQUEST, e.to_string()))?;
+        let entries = batch::decode(&call.entries).map_err(|e| Fault::new(fault::INVALID_REQUEST, e.to_string()))?;
         for entry in &entries {
             self.store.apply(*entry);
         }

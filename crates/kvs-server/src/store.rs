@@ -53,11 +53,7 @@ impl Store {
 
     /// Every pair, ordered by key.
     pub fn sorted_pairs(&self) -> Vec<(Key, Value)> {
-        let mut pairs: Vec<(Key, Value)> = self
-            .pairs
-            .iter()
-            .map(|e| (*e.key(), e.value().value))
-            .collect();
+        let mut pairs: Vec<(Key, Value)> = self.pairs.iter().map(|e| (*e.key(), e.value().value)).collect();
         pairs.sort_unstable_by_key(|(key, _)| *key);
         pairs
     }
@@ -68,11 +64,7 @@ mod tests {
     use super::*;
 
     fn entry(key: Key, value: Value, version: u64) -> Entry {
-        Entry {
-            key,
-            value,
-            version,
-        }
+        Entry { key, value, version }
     }
 
     #[test]
