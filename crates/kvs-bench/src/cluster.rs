@@ -197,7 +197,13 @@ impl LocalCluster {
     /// Starts the next server id without telling the frontend.
     pub async fn start_server(&mut self) -> Result<ServerId, ClusterError> {
         let id = self.next_server;
-        self.next_server += 1;
+        self.start_server_id(id).await?;
+        Ok(id)
+    }
+
+    /// Starts server `id` (again, after a kill) without telling the frontend.
+    pub async fn start_server_id(&mut self, id: ServerId) -> Result<ServerId, ClusterError> {
+        self.next_server = self.next_server.max(id + 1);
         let port = port_for(SERVER_PORT_BASE, id).ok_or(ClusterError::BadId(id))?;
         let args = vec![
             "--id".to_owned(),
@@ -271,6 +277,11 @@ impl LocalCluster {
             .remove(&id)
             .ok_or_else(|| ClusterError::NoSuchProcess(format!("server {id}")))?;
         process.kill().await
+    }
+
+    /// Whether the frontend process is running (not yet killed).
+    pub fn has_frontend(&self) -> bool {
+        self.frontend.is_some()
     }
 
     /// Kills the frontend with SIGKILL.

@@ -1,10 +1,13 @@
 //! Bringing a new server up to date before it counts as active.
 //!
-//! `addServer(id)`: check the server answers, register it as joining (the
-//! log starts shipping it every write after the current commit point), send
-//! it the committed state in chunks, then wait until it has acknowledged the
-//! commit point and the log promotes it. Writes go on throughout; a version
-//! on every pair lets snapshot chunks and live writes arrive in any order.
+//! `addServer(id)`, and the readmission of a lost server that answers again:
+//! check the server answers, empty it (whatever it held may be stale),
+//! register it as joining (the log starts shipping it every write after the
+//! current commit point), send it the committed state in chunks, then wait
+//! until it has acknowledged the commit point and the log promotes it. Writes
+//! go on throughout; a version on every pair lets snapshot chunks and live
+//! writes arrive in any order. The server serves nothing to clients until it
+//! is active (reads are answered by the frontend).
 
 use std::sync::Arc;
 
@@ -44,22 +47,37 @@ impl CatchUp {
     }
 
     /// Admits server `id`, reachable through `client`; returns once it is active.
-    pub async fn add(&self, id: ServerId, client: ServerClient) -> Result<(), CatchUpError> {
+    pub async fn add(&self, id: ServerId, client: Arc<ServerClient>) -> Result<(), CatchUpError> {
         client
             .heartbeat()
             .await
             .map_err(|source| CatchUpError::Unreachable { id, source })?;
-        let client = Arc::new(client);
-        let registration = self.log.register(id, Arc::clone(&client))?;
-        let snapshot = self.committed.snapshot();
-        for chunk in snapshot.chunks(self.chunk) {
-            if let Err(source) = client.apply_batch(chunk).await {
-                self.log.abandon_join(id, registration.incarnation);
-                return Err(CatchUpError::Transfer { id, source });
-            }
+        let dropped = client
+            .reset_store()
+            .await
+            .map_err(|source| CatchUpError::Transfer { id, source })?;
+        if dropped > 0 {
+            tracing::info!(server = id, dropped, "stale pairs dropped before catch-up");
         }
-        tracing::info!(server = id, pairs = snapshot.len(), "snapshot sent");
+        let registration = self.log.register(id, Arc::clone(&client))?;
+        if let Err(source) = self.send_snapshot(&client).await {
+            self.log.abandon_join(id, registration.incarnation);
+            return Err(CatchUpError::Transfer { id, source });
+        }
+        tracing::info!(
+            server = id,
+            "snapshot sent; waiting for the server to reach the commit point"
+        );
         self.log.snapshot_sent(id, registration.incarnation);
         registration.promoted.await.map_err(|_| CatchUpError::Dropped(id))
+    }
+
+    /// Sends every committed pair, in chunks.
+    pub async fn send_snapshot(&self, client: &ServerClient) -> Result<usize, RpcError> {
+        let snapshot = self.committed.snapshot();
+        for chunk in snapshot.chunks(self.chunk) {
+            client.apply_batch(chunk).await?;
+        }
+        Ok(snapshot.len())
     }
 }

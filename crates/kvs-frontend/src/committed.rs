@@ -22,6 +22,19 @@ impl Committed {
         self.pairs.insert(entry.key, (entry.value, entry.version));
     }
 
+    /// Keeps `entry` if it is newer than what the key holds (rebuilding the
+    /// state from several servers after a frontend restart).
+    pub fn merge(&self, entry: &Entry) {
+        self.pairs
+            .entry(entry.key)
+            .and_modify(|current| {
+                if entry.version > current.1 {
+                    *current = (entry.value, entry.version);
+                }
+            })
+            .or_insert((entry.value, entry.version));
+    }
+
     pub fn get(&self, key: Key) -> Option<Value> {
         self.pairs.get(&key).map(|pair| pair.0)
     }
@@ -65,5 +78,27 @@ mod tests {
                 version: 5
             }]
         );
+    }
+
+    #[test]
+    fn merge_keeps_the_newest_version() {
+        let committed = Committed::default();
+        committed.merge(&Entry {
+            key: 1,
+            value: 10,
+            version: 9,
+        });
+        committed.merge(&Entry {
+            key: 1,
+            value: 11,
+            version: 5,
+        });
+        committed.merge(&Entry {
+            key: 2,
+            value: 20,
+            version: 1,
+        });
+        assert_eq!(committed.get(1), Some(10));
+        assert_eq!(committed.get(2), Some(20));
     }
 }

@@ -1,6 +1,7 @@
 //! The frontend's settings, from its command line.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -24,8 +25,20 @@ pub struct Config {
     #[arg(long, default_value_t = SERVER_PORT_BASE, env = "KVS_SERVER_PORT_BASE")]
     pub server_port_base: u16,
     /// A call to a server that takes longer than this fails, and the server leaves the active set.
-    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
     pub rpc_timeout_ms: u64,
+    /// How often every server is probed.
+    #[arg(long, default_value_t = 200, value_name = "MS")]
+    pub heartbeat_interval_ms: u64,
+    /// A server that does not answer a probe within this leaves the active set.
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    pub heartbeat_timeout_ms: u64,
+    /// Keep the epoch and membership here, and recover from the servers after a restart.
+    #[arg(long, env = "KVS_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// How long a restarted frontend waits for a server that was active before it gives up.
+    #[arg(long, default_value_t = 30_000, value_name = "MS")]
+    pub recovery_timeout_ms: u64,
     /// Most writes shipped to a server in one replication call.
     #[arg(long, default_value_t = 1024)]
     pub max_batch: usize,
@@ -37,6 +50,18 @@ pub struct Config {
 impl Config {
     pub fn rpc_timeout(&self) -> Duration {
         Duration::from_millis(self.rpc_timeout_ms)
+    }
+
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_interval_ms.max(1))
+    }
+
+    pub fn heartbeat_timeout(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_timeout_ms)
+    }
+
+    pub fn recovery_timeout(&self) -> Duration {
+        Duration::from_millis(self.recovery_timeout_ms)
     }
 
     /// The URL of server `id`, if the id maps to a valid port.

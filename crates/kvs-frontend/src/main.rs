@@ -3,13 +3,18 @@
 //! It orders every write, replicates it to every active server and
 //! acknowledges it once all of them hold it ([`replication`]); it answers
 //! reads from the committed state ([`committed`]); it admits new servers
-//! with a snapshot ([`catch_up`]). It listens on 8001 by default and exits
-//! cleanly on SIGTERM or SIGINT.
+//! with a snapshot ([`catch_up`]); it finds failed servers by heartbeat and
+//! readmits them when they answer again ([`failure_detector`]); with
+//! `--data-dir` it survives its own crash ([`durable`], [`recovery`]). It
+//! listens on 8001 by default and exits cleanly on SIGTERM or SIGINT.
 
 mod catch_up;
 mod committed;
 mod config;
+mod durable;
+mod failure_detector;
 mod membership;
+mod recovery;
 mod replication;
 mod service;
 
@@ -21,8 +26,11 @@ use clap::Parser;
 use kvs_proto::process;
 use tokio::net::TcpListener;
 
+use crate::committed::Committed;
 use crate::config::Config;
+use crate::durable::DataDir;
 use crate::service::Frontend;
+use tokio::sync::Notify;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -39,18 +47,36 @@ async fn main() -> ExitCode {
 
 async fn run(config: Config) -> Result<(), String> {
     let addr = SocketAddr::new(config.bind, config.port);
+    let frontend = match &config.data_dir {
+        Some(dir) => {
+            let data = DataDir::open(dir).map_err(|e| e.to_string())?;
+            tokio::select! {
+                recovered = Frontend::recover(config.clone(), data) => recovered.map_err(|e| e.to_string())?,
+                () = process::shutdown_signal() => return Ok(()),
+            }
+        }
+        None => Frontend::new(config.clone(), 0, Arc::new(Committed::default()), None),
+    };
+    let frontend = Arc::new(frontend);
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     tracing::info!(%addr, servers = %config.server_url, "frontend listening");
-    let frontend = Arc::new(Frontend::new(config));
+
+    let stop = Arc::new(Notify::new());
+    let detector = {
+        let (frontend, stop) = (Arc::clone(&frontend), Arc::clone(&stop));
+        tokio::spawn(async move { frontend.watch_servers(stop.notified()).await })
+    };
     let router = service::methods(&frontend).into_router();
-    process::serve_until(listener, router, async {
+    let served = process::serve_until(listener, router, async {
         process::shutdown_signal().await;
         tracing::info!("signal received, shutting down");
     })
-    .await
-    .map_err(|e| format!("serving failed: {e}"))?;
+    .await;
+    stop.notify_one();
+    let _ = detector.await;
+    served.map_err(|e| format!("serving failed: {e}"))?;
     tracing::info!("frontend stopped");
     Ok(())
 }

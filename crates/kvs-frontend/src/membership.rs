@@ -3,9 +3,12 @@
 //!
 //! A server is `Joining` from `addServer` until it has the snapshot and has
 //! acknowledged every committed write; only then is it `Active` and counted
-//! for commits. A server that fails a call, or is shut down, leaves the
-//! membership at once. The [`crate::replication`] log keeps this under its
-//! lock, so membership changes and commits are ordered with each other.
+//! for commits. A server that fails a call or a heartbeat leaves the
+//! membership at once and is remembered as *lost*: the failure detector keeps
+//! probing it and readmits it (by a fresh catch-up) when it answers again. A
+//! server that is shut down is forgotten. The [`crate::replication`] log keeps
+//! this under its lock, so membership changes and commits are ordered with
+//! each other.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -46,10 +49,11 @@ impl Member {
     }
 }
 
-/// The member servers, by id.
+/// The member servers, by id, and the lost ones.
 #[derive(Debug, Default)]
 pub struct Membership {
     members: BTreeMap<ServerId, Member>,
+    lost: BTreeMap<ServerId, Arc<ServerClient>>,
     next_incarnation: u64,
 }
 
@@ -77,20 +81,23 @@ impl Membership {
         self.members.get_mut(&id).filter(|m| m.incarnation == incarnation)
     }
 
-    /// Removes member `id` (any incarnation, or only `incarnation` if given)
-    /// and wakes its replicator so it stops.
-    pub fn remove(&mut self, id: ServerId, incarnation: Option<u64>) -> Option<Member> {
+    /// Takes member `id` out (only if it is still `incarnation`, when
+    /// given), wakes its replicator so it stops, and remembers it as lost.
+    pub fn lose(&mut self, id: ServerId, incarnation: Option<u64>) -> bool {
         let matches = self
             .members
             .get(&id)
             .is_some_and(|m| incarnation.is_none_or(|inc| m.incarnation == inc));
-        let member = if matches { self.members.remove(&id) } else { None }?;
+        let Some(member) = matches.then(|| self.members.remove(&id)).flatten() else {
+            return false;
+        };
         member.removed.notify_one();
-        Some(member)
+        self.lost.insert(id, member.client);
+        true
     }
 
-    /// Removes every joining member (when no active server is left).
-    pub fn remove_joining(&mut self) {
+    /// Takes every joining member out, as lost (when no active server is left).
+    pub fn lose_joining(&mut self) {
         let joining: Vec<ServerId> = self
             .members
             .iter()
@@ -98,8 +105,64 @@ impl Membership {
             .map(|(id, _)| *id)
             .collect();
         for id in joining {
-            self.remove(id, None);
+            self.lose(id, None);
         }
+    }
+
+    /// Forgets server `id`, member or lost; returns its client.
+    pub fn forget(&mut self, id: ServerId) -> Option<Arc<ServerClient>> {
+        if let Some(member) = self.members.remove(&id) {
+            member.removed.notify_one();
+            return Some(member.client);
+        }
+        self.lost.remove(&id)
+    }
+
+    /// Remembers a server as lost without it having been a member (a
+    /// restarted frontend that cannot reach it yet).
+    pub fn add_lost(&mut self, id: ServerId, client: Arc<ServerClient>) {
+        if !self.members.contains_key(&id) {
+            self.lost.insert(id, client);
+        }
+    }
+
+    /// Stops remembering `id` as lost (it is joining again).
+    pub fn found(&mut self, id: ServerId) {
+        self.lost.remove(&id);
+    }
+
+    /// The client of server `id`, member or lost.
+    pub fn client_of(&self, id: ServerId) -> Option<&Arc<ServerClient>> {
+        self.members.get(&id).map(|m| &m.client).or_else(|| self.lost.get(&id))
+    }
+
+    /// The lost servers, for the failure detector to probe.
+    pub fn lost(&self) -> impl Iterator<Item = (ServerId, &Arc<ServerClient>)> + '_ {
+        self.lost.iter().map(|(id, client)| (*id, client))
+    }
+
+    /// Every member with its incarnation, for the failure detector to probe.
+    pub fn members(&self) -> impl Iterator<Item = (ServerId, &Member)> + '_ {
+        self.members.iter().map(|(id, member)| (*id, member))
+    }
+
+    /// Active member ids and lost-or-joining ids, for the durable record.
+    pub fn record_ids(&self) -> (Vec<ServerId>, Vec<ServerId>) {
+        let active = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.is_active())
+            .map(|(id, _)| *id)
+            .collect();
+        let mut others: Vec<ServerId> = self
+            .members
+            .iter()
+            .filter(|(_, m)| !m.is_active())
+            .map(|(id, _)| *id)
+            .collect();
+        others.extend(self.lost.keys().copied());
+        others.sort_unstable();
+        (active, others)
     }
 
     pub fn ids(&self) -> impl Iterator<Item = ServerId> + '_ {

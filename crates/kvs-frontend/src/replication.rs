@@ -14,28 +14,35 @@
 //!    [`Committed`] state (which serves reads) and their `put`s return. So a
 //!    put is acknowledged only when every active server holds it, and a read
 //!    never sees a write that is not on every active server.
-//! 4. **Fail.** A server whose call fails or times out leaves the membership
-//!    at once; the commit point is recomputed without it, so pending puts
-//!    complete on the others. If no active server is left, pending puts fail
-//!    (their writes were not stored) and new puts are refused.
+//! 4. **Fail.** A server whose call (or heartbeat, see
+//!    [`crate::failure_detector`]) fails or times out leaves the membership at
+//!    once and is remembered as lost; the commit point is recomputed without
+//!    it, so pending puts complete on the others. If no active server is
+//!    left, pending puts fail (their writes were not stored) and new puts are
+//!    refused. With `--data-dir`, every membership change is recorded durably
+//!    *before* the commit point moves on without the server, so a restarted
+//!    frontend knows which servers hold every acknowledged write.
 //! 5. **Join.** `addServer` registers the server as joining at the current
 //!    commit point `C`, so the log keeps every entry after `C` for it and its
 //!    replicator starts shipping them; meanwhile [`crate::catch_up`] sends a
 //!    snapshot of the committed state (which holds everything up to `C`).
 //!    Once the snapshot is in and the server has acknowledged the commit
-//!    point, it becomes active.
+//!    point, it becomes active. A lost server that answers again rejoins the
+//!    same way.
 //! 6. **Truncate.** Entries that every member has acknowledged, and that are
 //!    committed, are dropped, so the log holds only writes in flight.
 
 use std::collections::VecDeque;
+use std::fmt::Display;
 use std::sync::Arc;
 
-use kvs_proto::{Entry, Key, RpcError, ServerClient, ServerId, Value};
+use kvs_proto::{Entry, Key, ServerClient, ServerId, Value};
 use parking_lot::Mutex;
 use thiserror::Error;
 use tokio::sync::{Notify, oneshot, watch};
 
 use crate::committed::Committed;
+use crate::durable::{ClusterRecord, DataDir, EPOCH_SHIFT};
 use crate::membership::{Member, Membership, Phase};
 
 /// Why a write was not acknowledged.
@@ -67,6 +74,8 @@ struct LogState {
     /// Every entry up to here is committed (or, if no server was left, aborted).
     commit: u64,
     members: Membership,
+    /// The membership as last written to the data folder.
+    recorded: ClusterRecord,
 }
 
 impl LogState {
@@ -89,6 +98,8 @@ pub struct ReplicationLog {
     appended: watch::Sender<u64>,
     committed: Arc<Committed>,
     max_batch: usize,
+    epoch: u64,
+    durable: Option<DataDir>,
 }
 
 /// A joining member's registration: where its snapshot must start.
@@ -98,19 +109,28 @@ pub struct Registration {
 }
 
 impl ReplicationLog {
-    pub fn new(committed: Arc<Committed>, max_batch: usize) -> Arc<Self> {
-        let (appended, _) = watch::channel(0);
+    /// An empty log whose versions start above `epoch << 40`; membership
+    /// changes are recorded in `durable` if given.
+    pub fn new(committed: Arc<Committed>, max_batch: usize, epoch: u64, durable: Option<DataDir>) -> Arc<Self> {
+        let base = epoch << EPOCH_SHIFT;
+        let (appended, _) = watch::channel(base);
         Arc::new(ReplicationLog {
             state: Mutex::new(LogState {
                 slots: VecDeque::new(),
-                first_seq: 1,
-                last_seq: 0,
-                commit: 0,
+                first_seq: base + 1,
+                last_seq: base,
+                commit: base,
                 members: Membership::default(),
+                recorded: ClusterRecord {
+                    epoch,
+                    ..ClusterRecord::default()
+                },
             }),
             appended,
             committed,
             max_batch: max_batch.max(1),
+            epoch,
+            durable,
         })
     }
 
@@ -193,7 +213,9 @@ impl ReplicationLog {
             return;
         };
         member.acked = member.acked.max(seq);
-        Self::promote_if_current(member, commit, id);
+        if Self::promote_if_current(member, commit, id) {
+            self.record(&mut state);
+        }
         self.advance_commit(&mut state);
     }
 
@@ -217,35 +239,48 @@ impl ReplicationLog {
 
     // ----- 4. fail --------------------------------------------------------
 
-    /// Takes a member that failed a call out of the membership.
-    fn fail(&self, id: ServerId, incarnation: u64, error: &RpcError) {
+    /// Takes a member that failed a call or a heartbeat out of the
+    /// membership (if it is still that incarnation); it is remembered as lost.
+    pub fn fail(&self, id: ServerId, incarnation: u64, reason: &dyn Display) {
         let mut state = self.state.lock();
-        if state.members.remove(id, Some(incarnation)).is_some() {
-            tracing::warn!(server = id, %error, "server failed a replication call; it leaves the active set");
+        if state.members.lose(id, Some(incarnation)) {
+            tracing::warn!(server = id, %reason, "server failed; it leaves the active set");
             self.after_removal(&mut state);
         }
     }
 
-    /// Removes member `id` on request (`shutdownServer`); returns its client.
+    /// Forgets server `id` on request (`shutdownServer`), member or lost;
+    /// returns its client.
     pub fn remove(&self, id: ServerId) -> Option<Arc<ServerClient>> {
         let mut state = self.state.lock();
-        let member = state.members.remove(id, None)?;
-        tracing::info!(server = id, "server removed from the membership");
+        let client = state.members.forget(id)?;
+        tracing::info!(server = id, "server removed from the cluster");
         self.after_removal(&mut state);
-        Some(member.client)
+        Some(client)
     }
 
-    /// Removes a joining member whose catch-up failed.
+    /// Takes out a joining member whose catch-up failed; it is remembered as lost.
     pub fn abandon_join(&self, id: ServerId, incarnation: u64) {
         let mut state = self.state.lock();
-        if state.members.remove(id, Some(incarnation)).is_some() {
+        if state.members.lose(id, Some(incarnation)) {
             self.after_removal(&mut state);
         }
     }
 
+    /// Remembers a server a restarted frontend could not reach, so the
+    /// failure detector readmits it when it answers.
+    pub fn add_lost(&self, id: ServerId, client: Arc<ServerClient>) {
+        let mut state = self.state.lock();
+        state.members.add_lost(id, client);
+        self.record(&mut state);
+    }
+
+    /// The membership shrank: record it durably first, then let the commit
+    /// point move on without the server.
     fn after_removal(&self, state: &mut LogState) {
+        self.record(state);
         if state.members.active_count() == 0 {
-            Self::abort_uncommitted(state);
+            self.abort_uncommitted(state);
         } else {
             self.advance_commit(state);
         }
@@ -254,7 +289,7 @@ impl ReplicationLog {
     /// No active server is left: nothing uncommitted can be stored. Fail the
     /// waiting puts, drop their entries and every joining member (which was
     /// fed from them), and start the log afresh after them.
-    fn abort_uncommitted(state: &mut LogState) {
+    fn abort_uncommitted(&self, state: &mut LogState) {
         for slot in &mut state.slots {
             if let Some(waiter) = slot.waiter.take() {
                 let _ = waiter.send(Err(WriteError::NoActiveServer));
@@ -266,7 +301,8 @@ impl ReplicationLog {
                 "no active server left: pending writes failed"
             );
         }
-        state.members.remove_joining();
+        state.members.lose_joining();
+        self.record(state);
         state.slots.clear();
         state.commit = state.last_seq;
         state.first_seq = state.last_seq + 1;
@@ -285,6 +321,7 @@ impl ReplicationLog {
             if state.members.contains(id) {
                 return Err(JoinError::AlreadyMember(id));
             }
+            state.members.found(id);
             let incarnation = state.members.next_incarnation();
             let acked = state.commit;
             let phase = Phase::Joining {
@@ -305,6 +342,29 @@ impl ReplicationLog {
         Ok(Registration { incarnation, promoted })
     }
 
+    /// Makes server `id` active at once: a restarted frontend's recovery
+    /// source, which holds every acknowledged write and has been sent the
+    /// recovered state (see [`crate::recovery`]).
+    pub fn admit_recovered(self: &Arc<Self>, id: ServerId, client: Arc<ServerClient>) {
+        let removed = Arc::new(Notify::new());
+        let incarnation = {
+            let mut state = self.state.lock();
+            state.members.found(id);
+            let incarnation = state.members.next_incarnation();
+            let member = Member {
+                client: Arc::clone(&client),
+                incarnation,
+                acked: state.commit,
+                phase: Phase::Active,
+                removed: Arc::clone(&removed),
+            };
+            state.members.insert(id, member);
+            self.record(&mut state);
+            incarnation
+        };
+        tokio::spawn(Arc::clone(self).replicate(id, incarnation, client, removed));
+    }
+
     /// The snapshot reached member `id`: it becomes active as soon as it has
     /// acknowledged the commit point (now, or on a later acknowledgement).
     pub fn snapshot_sent(&self, id: ServerId, incarnation: u64) {
@@ -316,26 +376,53 @@ impl ReplicationLog {
         if let Phase::Joining { snapshot_done, .. } = &mut member.phase {
             *snapshot_done = true;
         }
-        Self::promote_if_current(member, commit, id);
+        if Self::promote_if_current(member, commit, id) {
+            self.record(&mut state);
+        }
         self.advance_commit(&mut state);
     }
 
-    fn promote_if_current(member: &mut Member, commit: u64, id: ServerId) {
+    /// Makes a joining member active if it has the snapshot and the commit
+    /// point; says whether it did.
+    fn promote_if_current(member: &mut Member, commit: u64, id: ServerId) -> bool {
         let Phase::Joining {
             snapshot_done: true,
             promoted,
         } = &mut member.phase
         else {
-            return;
+            return false;
         };
         if member.acked < commit {
-            return;
+            return false;
         }
         if let Some(promoted) = promoted.take() {
             let _ = promoted.send(());
         }
         member.phase = Phase::Active;
         tracing::info!(server = id, acked = member.acked, "server caught up and is active");
+        true
+    }
+
+    // ----- durability -------------------------------------------------------
+
+    /// Writes the membership to the data folder if it changed. A failed write
+    /// is logged loudly: the frontend keeps serving, but a restart could then
+    /// trust a stale record.
+    fn record(&self, state: &mut LogState) {
+        let Some(durable) = &self.durable else { return };
+        let (active, lost) = state.members.record_ids();
+        let record = ClusterRecord {
+            epoch: self.epoch,
+            active,
+            lost,
+        };
+        if record == state.recorded {
+            return;
+        }
+        match durable.store(&record) {
+            Ok(()) => state.recorded = record,
+            Err(error) => tracing::error!(%error, "could not record the membership durably"),
+        }
     }
 
     // ----- 6. truncate ----------------------------------------------------
@@ -355,8 +442,27 @@ impl ReplicationLog {
         self.state.lock().members.ids().collect()
     }
 
-    /// The client of member `id`.
+    /// Every member (id, incarnation, client) and every lost server (id,
+    /// client), for the failure detector.
+    #[allow(clippy::type_complexity)]
+    pub fn probe_targets(
+        &self,
+    ) -> (
+        Vec<(ServerId, u64, Arc<ServerClient>)>,
+        Vec<(ServerId, Arc<ServerClient>)>,
+    ) {
+        let state = self.state.lock();
+        let members = state
+            .members
+            .members()
+            .map(|(id, m)| (id, m.incarnation, Arc::clone(&m.client)))
+            .collect();
+        let lost = state.members.lost().map(|(id, c)| (id, Arc::clone(c))).collect();
+        (members, lost)
+    }
+
+    /// The client of server `id`, member or lost.
     pub fn client_of(&self, id: ServerId) -> Option<Arc<ServerClient>> {
-        self.state.lock().members.get(id).map(|m| Arc::clone(&m.client))
+        self.state.lock().members.client_of(id).map(Arc::clone)
     }
 }

@@ -10,28 +10,71 @@ use kvs_proto::{RpcError, ServerClient, ServerId, fault, reply};
 use crate::catch_up::{CatchUp, CatchUpError};
 use crate::committed::Committed;
 use crate::config::Config;
+use crate::durable::DataDir;
+use crate::failure_detector::FailureDetector;
+use crate::recovery::{self, RecoveryError};
 use crate::replication::{JoinError, ReplicationLog, WriteError};
 
 /// The frontend: the log that orders and replicates writes, the committed
-/// state that serves reads, and the catch-up procedure for new servers.
+/// state that serves reads, the catch-up procedure for new servers and the
+/// failure detector.
 pub struct Frontend {
     config: Config,
     log: Arc<ReplicationLog>,
     committed: Arc<Committed>,
-    catch_up: CatchUp,
+    catch_up: Arc<CatchUp>,
+    detector: Arc<FailureDetector>,
 }
 
 impl Frontend {
-    pub fn new(config: Config) -> Self {
-        let committed = Arc::new(Committed::default());
-        let log = ReplicationLog::new(Arc::clone(&committed), config.max_batch);
-        let catch_up = CatchUp::new(Arc::clone(&log), Arc::clone(&committed), config.snapshot_chunk);
+    /// A frontend starting in `epoch` with `committed` as its state.
+    pub fn new(config: Config, epoch: u64, committed: Arc<Committed>, durable: Option<DataDir>) -> Self {
+        let log = ReplicationLog::new(Arc::clone(&committed), config.max_batch, epoch, durable);
+        let catch_up = Arc::new(CatchUp::new(
+            Arc::clone(&log),
+            Arc::clone(&committed),
+            config.snapshot_chunk,
+        ));
+        let detector = FailureDetector::new(
+            Arc::clone(&log),
+            Arc::clone(&catch_up),
+            config.heartbeat_interval(),
+            config.heartbeat_timeout(),
+        );
         Frontend {
             config,
             log,
             committed,
             catch_up,
+            detector,
         }
+    }
+
+    /// Rebuilds a frontend from its data folder and the servers (see [`crate::recovery`]).
+    pub async fn recover(config: Config, data: DataDir) -> Result<Self, RecoveryError> {
+        let recovered = recovery::recover(&config, &data).await?;
+        let frontend = Frontend::new(config, recovered.epoch, recovered.committed, Some(data));
+        for (id, client) in recovered.sources {
+            match frontend.catch_up.send_snapshot(&client).await {
+                Ok(pairs) => {
+                    tracing::info!(server = id, pairs, "recovered state sent; server active");
+                    frontend.log.admit_recovered(id, client);
+                }
+                Err(error) => {
+                    tracing::warn!(server = id, %error, "could not send the recovered state; server lost");
+                    frontend.log.add_lost(id, client);
+                }
+            }
+        }
+        for (id, client) in recovered.others {
+            frontend.log.add_lost(id, client);
+        }
+        Ok(frontend)
+    }
+
+    /// Runs the heartbeat loop until `stop` resolves.
+    pub async fn watch_servers(&self, stop: impl std::future::Future<Output = ()>) {
+        Arc::clone(&self.detector).run(stop).await;
     }
 
     fn member(&self, id: ServerId) -> Result<Arc<ServerClient>, Fault> {
@@ -91,7 +134,7 @@ impl Handle<AddServer> for Frontend {
             .ok_or_else(|| Fault::new(fault::INVALID_REQUEST, format!("server id {id} gives no valid address")))?;
         let client = ServerClient::new(&url, Some(self.config.rpc_timeout()))
             .map_err(|e| Fault::new(fault::INVALID_REQUEST, e.to_string()))?;
-        self.catch_up.add(id, client).await?;
+        self.catch_up.add(id, Arc::new(client)).await?;
         tracing::info!(server = id, %url, "server added");
         Ok(reply::SUCCESS.to_owned())
     }

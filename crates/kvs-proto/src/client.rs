@@ -99,7 +99,7 @@ impl RpcClient {
             })
     }
 
-    fn bad_reply(&self, reason: String) -> RpcError {
+    pub(crate) fn bad_reply(&self, reason: String) -> RpcError {
         RpcError::BadReply {
             url: self.url.clone(),
             reason,
@@ -163,6 +163,27 @@ impl ServerClient {
     }
     pub async fn heartbeat(&self) -> Result<String, RpcError> {
         self.0.call(&server::Heartbeat {}).await
+    }
+    /// Empties the server; replies how many pairs it dropped.
+    pub async fn reset_store(&self) -> Result<i32, RpcError> {
+        self.0.call(&server::ResetStore {}).await
+    }
+    /// Every versioned pair the server holds, fetched `page` pairs at a time.
+    pub async fn dump_state(&self, page: i32) -> Result<Vec<Entry>, RpcError> {
+        let page = page.max(1);
+        let mut entries = Vec::new();
+        let mut start_key = Key::MIN;
+        loop {
+            let bytes = self.0.call(&server::DumpState { start_key, limit: page }).await?;
+            let chunk = batch::decode(&bytes).map_err(|e| self.0.bad_reply(e.to_string()))?;
+            let full = chunk.len() >= page as usize;
+            let last = chunk.last().map(|entry| entry.key);
+            entries.extend(chunk);
+            match last {
+                Some(key) if full && key < Key::MAX => start_key = key + 1,
+                _ => return Ok(entries),
+            }
+        }
     }
     pub async fn put(&self, key: Key, value: Value) -> Result<String, RpcError> {
         self.0.call(&server::Put { key, value }).await

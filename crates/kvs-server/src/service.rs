@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use dxr::Fault;
-use kvs_proto::api::server::{ApplyBatch, Get, Heartbeat, PrintKvPairs, Put, ShutdownServer};
+use kvs_proto::api::server::{ApplyBatch, DumpState, Get, Heartbeat, PrintKvPairs, Put, ResetStore, ShutdownServer};
 use kvs_proto::serve::{Handle, Methods};
 use kvs_proto::{batch, fault, reply};
 use tokio::sync::Notify;
@@ -42,6 +42,8 @@ pub fn methods(service: &Arc<ReplicaService>) -> Methods {
         .method::<ShutdownServer, _>(service)
         .method::<ApplyBatch, _>(service)
         .method::<Heartbeat, _>(service)
+        .method::<ResetStore, _>(service)
+        .method::<DumpState, _>(service)
 }
 
 impl Handle<Put> for ReplicaService {
@@ -89,5 +91,23 @@ impl Handle<ApplyBatch> for ReplicaService {
 impl Handle<Heartbeat> for ReplicaService {
     async fn handle(&self, _call: Heartbeat) -> Result<String, Fault> {
         Ok(reply::ALIVE.to_owned())
+    }
+}
+
+impl Handle<ResetStore> for ReplicaService {
+    async fn handle(&self, _call: ResetStore) -> Result<i32, Fault> {
+        let dropped = self.store.clear();
+        tracing::info!(id = self.id, dropped, "store reset for catch-up");
+        Ok(i32::try_from(dropped).unwrap_or(i32::MAX))
+    }
+}
+
+impl Handle<DumpState> for ReplicaService {
+    async fn handle(&self, call: DumpState) -> Result<Vec<u8>, Fault> {
+        let limit = usize::try_from(call.limit)
+            .ok()
+            .filter(|limit| *limit > 0)
+            .ok_or_else(|| Fault::new(fault::INVALID_REQUEST, format!("limit {} must be positive", call.limit)))?;
+        Ok(batch::encode(&self.store.page_from(call.start_key, limit)))
     }
 }

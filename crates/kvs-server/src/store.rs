@@ -51,6 +51,34 @@ impl Store {
         self.pairs.get(&key).map(|v| v.value)
     }
 
+    /// Drops every pair; returns how many there were.
+    pub fn clear(&self) -> usize {
+        let dropped = self.pairs.len();
+        self.pairs.clear();
+        dropped
+    }
+
+    /// Up to `limit` versioned pairs with key ≥ `start`, ordered by key.
+    pub fn page_from(&self, start: Key, limit: usize) -> Vec<Entry> {
+        let mut page: Vec<Entry> = self
+            .pairs
+            .iter()
+            .filter(|pair| *pair.key() >= start)
+            .map(|pair| Entry {
+                key: *pair.key(),
+                value: pair.value().value,
+                version: pair.value().version,
+            })
+            .collect();
+        if page.len() > limit {
+            // Keep the `limit` smallest keys without sorting the rest.
+            page.select_nth_unstable_by_key(limit, |entry| entry.key);
+            page.truncate(limit);
+        }
+        page.sort_unstable_by_key(|entry| entry.key);
+        page
+    }
+
     /// Every pair, ordered by key.
     pub fn sorted_pairs(&self) -> Vec<(Key, Value)> {
         let mut pairs: Vec<(Key, Value)> = self.pairs.iter().map(|e| (*e.key(), e.value().value)).collect();
@@ -84,6 +112,21 @@ mod tests {
         assert_eq!(store.get(5), Some(1));
         store.apply(entry(5, 2, 1));
         assert_eq!(store.get(5), Some(2));
+    }
+
+    #[test]
+    fn pages_cover_every_pair_once() {
+        let store = Store::default();
+        for key in (0..10).rev() {
+            store.apply(entry(key, key, 7));
+        }
+        let first = store.page_from(i32::MIN, 4);
+        assert_eq!(first.iter().map(|e| e.key).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+        let rest = store.page_from(4, 100);
+        assert_eq!(rest.len(), 6);
+        assert!(rest.iter().all(|e| e.version == 7));
+        assert_eq!(store.clear(), 10);
+        assert!(store.page_from(i32::MIN, 10).is_empty());
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! skeleton's. The rest belong to kvs's replication protocol, which the
 //! frontend drives: `applyBatch` carries ordered, versioned writes (and the
 //! chunks of a snapshot) in the binary form of [`crate::batch`];
-//! `heartbeat` is a liveness probe.
+//! `heartbeat` is a liveness probe; `resetStore` empties a server before it
+//! catches up; `dumpState` pages through a server's versioned pairs when a
+//! restarted frontend rebuilds its state.
 
 use super::rpc_method;
 use crate::{Key, Value};
@@ -34,4 +36,13 @@ rpc_method! {
 rpc_method! {
     /// Liveness probe; replies `"alive"`.
     Heartbeat = "heartbeat"() -> String
+}
+rpc_method! {
+    /// Drops every pair (the first step of a catch-up). Replies how many were dropped.
+    ResetStore = "resetStore"() -> i32
+}
+rpc_method! {
+    /// Up to `limit` versioned pairs with key ≥ `start_key`, ordered by key,
+    /// in the binary form of [`crate::batch`].
+    DumpState = "dumpState"(start_key: Key, limit: i32) -> Vec<u8>
 }

@@ -1,0 +1,115 @@
+//! What the frontend keeps on disk (`--data-dir`) to survive its own crash.
+//!
+//! Only metadata, never the data: the epoch (bumped at every start, so a
+//! restarted frontend's versions are higher than any it wrote before) and
+//! the membership (which servers were active, which were lost). The data
+//! itself lives on the servers; a restarted frontend rebuilds its committed
+//! state from the servers that were active (see [`crate::recovery`]). The
+//! record is replaced atomically (write, fsync, rename, fsync the folder).
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use kvs_proto::ServerId;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+const RECORD_FILE: &str = "cluster.json";
+
+/// Versions are `epoch << EPOCH_SHIFT | sequence number`.
+pub const EPOCH_SHIFT: u32 = 40;
+
+/// The durable cluster record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterRecord {
+    /// The frontend's incarnation; versions it assigns start at `epoch << 40`.
+    pub epoch: u64,
+    /// Servers holding every acknowledged write.
+    pub active: Vec<ServerId>,
+    /// Servers that failed or were still catching up: to be readmitted.
+    pub lost: Vec<ServerId>,
+}
+
+/// Why the record could not be read or written.
+#[derive(Debug, Error)]
+pub enum DurableError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path} is not a valid cluster record: {source}")]
+    Corrupt { path: PathBuf, source: serde_json::Error },
+}
+
+/// The frontend's data folder.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    dir: PathBuf,
+}
+
+impl DataDir {
+    /// Opens (creating if needed) the folder.
+    pub fn open(dir: &Path) -> Result<Self, DurableError> {
+        fs::create_dir_all(dir).map_err(|source| DurableError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        Ok(DataDir { dir: dir.to_owned() })
+    }
+
+    fn record_path(&self) -> PathBuf {
+        self.dir.join(RECORD_FILE)
+    }
+
+    /// The stored record, or an empty one on first start.
+    pub fn load(&self) -> Result<ClusterRecord, DurableError> {
+        let path = self.record_path();
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| DurableError::Corrupt { path, source }),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(ClusterRecord::default()),
+            Err(source) => Err(DurableError::Io { path, source }),
+        }
+    }
+
+    /// Replaces the record atomically and durably.
+    pub fn store(&self, record: &ClusterRecord) -> Result<(), DurableError> {
+        let path = self.record_path();
+        let tmp = self.dir.join(format!("{RECORD_FILE}.tmp"));
+        let io_error = |path: &Path| {
+            let path = path.to_owned();
+            move |source| DurableError::Io { path, source }
+        };
+        let bytes = serde_json::to_vec_pretty(record).map_err(|source| DurableError::Corrupt {
+            path: path.clone(),
+            source,
+        })?;
+        let mut file = File::create(&tmp).map_err(io_error(&tmp))?;
+        file.write_all(&bytes).map_err(io_error(&tmp))?;
+        file.sync_all().map_err(io_error(&tmp))?;
+        fs::rename(&tmp, &path).map_err(io_error(&path))?;
+        File::open(&self.dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(io_error(&self.dir))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_round_trips_and_starts_empty() -> Result<(), DurableError> {
+        let dir = std::env::temp_dir().join(format!("kvs-durable-test-{}", std::process::id()));
+        let data = DataDir::open(&dir)?;
+        assert_eq!(data.load()?, ClusterRecord::default());
+        let record = ClusterRecord {
+            epoch: 3,
+            active: vec![0, 2],
+            lost: vec![1],
+        };
+        data.store(&record)?;
+        assert_eq!(DataDir::open(&dir)?.load()?, record);
+        let _ = fs::remove_dir_all(&dir);
+        Ok(())
+    }
+}

@@ -1,0 +1,100 @@
+//! Heartbeats: finding failed servers when no write is in flight, and
+//! readmitting lost servers that answer again.
+//!
+//! Every `--heartbeat-interval-ms` the frontend probes each member and each
+//! lost server with `heartbeat`, at most one probe per server at a time. A
+//! member that does not answer within `--heartbeat-timeout-ms` leaves the
+//! active set (like one that fails a replication call). A lost server that
+//! answers — resumed after a pause, restarted under its id, reconnected —
+//! goes through a fresh [`CatchUp`] and becomes active again.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kvs_proto::{ServerClient, ServerId};
+use parking_lot::Mutex;
+use tokio::time::MissedTickBehavior;
+
+use crate::catch_up::CatchUp;
+use crate::replication::ReplicationLog;
+
+/// The heartbeat loop and its bookkeeping.
+pub struct FailureDetector {
+    log: Arc<ReplicationLog>,
+    catch_up: Arc<CatchUp>,
+    interval: Duration,
+    timeout: Duration,
+    /// Servers with a probe (or a readmission) under way.
+    busy: Mutex<HashSet<ServerId>>,
+}
+
+impl FailureDetector {
+    pub fn new(log: Arc<ReplicationLog>, catch_up: Arc<CatchUp>, interval: Duration, timeout: Duration) -> Arc<Self> {
+        Arc::new(FailureDetector {
+            log,
+            catch_up,
+            interval,
+            timeout,
+            busy: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Probes every server each interval until `stop` resolves.
+    pub async fn run(self: Arc<Self>, stop: impl Future<Output = ()>) {
+        let mut ticker = tokio::time::interval(self.interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => self.probe_all(),
+                () = &mut stop => return,
+            }
+        }
+    }
+
+    fn probe_all(self: &Arc<Self>) {
+        let (members, lost) = self.log.probe_targets();
+        for (id, incarnation, client) in members {
+            if self.claim(id) {
+                tokio::spawn(Arc::clone(self).probe_member(id, incarnation, client));
+            }
+        }
+        for (id, client) in lost {
+            if self.claim(id) {
+                tokio::spawn(Arc::clone(self).probe_lost(id, client));
+            }
+        }
+    }
+
+    async fn probe_member(self: Arc<Self>, id: ServerId, incarnation: u64, client: Arc<ServerClient>) {
+        match tokio::time::timeout(self.timeout, client.heartbeat()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => self.log.fail(id, incarnation, &format!("heartbeat failed: {error}")),
+            Err(_) => self
+                .log
+                .fail(id, incarnation, &format!("no heartbeat within {:?}", self.timeout)),
+        }
+        self.release(id);
+    }
+
+    async fn probe_lost(self: Arc<Self>, id: ServerId, client: Arc<ServerClient>) {
+        if let Ok(Ok(_)) = tokio::time::timeout(self.timeout, client.heartbeat()).await {
+            tracing::info!(server = id, "lost server answers again; readmitting it");
+            match self.catch_up.add(id, client).await {
+                Ok(()) => tracing::info!(server = id, "server readmitted"),
+                Err(error) => tracing::warn!(server = id, %error, "readmission failed"),
+            }
+        }
+        self.release(id);
+    }
+
+    fn claim(&self, id: ServerId) -> bool {
+        self.busy.lock().insert(id)
+    }
+
+    fn release(&self, id: ServerId) {
+        self.busy.lock().remove(&id);
+    }
+}

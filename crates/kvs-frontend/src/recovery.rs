@@ -1,0 +1,115 @@
+//! Coming back after a crash: rebuild the committed state from the servers.
+//!
+//! With `--data-dir`, a starting frontend reads its [`ClusterRecord`], bumps
+//! the epoch (and stores it before anything else, so every version it
+//! assigns is above every version it assigned before), then reads the state
+//! of every server the record lists as active with `dumpState`, keeping per
+//! key the highest version. Each of those servers held every acknowledged
+//! write when the old frontend died (membership changes are recorded before
+//! commits move on without a server), so one reachable server is enough; the
+//! frontend waits up to `--recovery-timeout-ms` for one and refuses to start
+//! without one rather than come up with acknowledged writes missing.
+//!
+//! The servers it read from are sent the merged state (versions make that
+//! safe on top of what they hold) and become active again at once; every
+//! other server is remembered as lost and is readmitted by a fresh catch-up
+//! as soon as it answers a heartbeat. Until then the frontend does not
+//! listen, so no client sees a partial state.
+//!
+//! The guarantee: an acknowledged write survives a crash of the frontend
+//! (even `kill -9`, at any moment) as long as `--data-dir` survives and at
+//! least one server that was active at the time of the crash is reachable
+//! when the frontend restarts. Writes that were in flight (never
+//! acknowledged) may or may not survive.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kvs_proto::{RpcError, ServerClient, ServerId};
+use thiserror::Error;
+
+use crate::committed::Committed;
+use crate::config::Config;
+use crate::durable::{ClusterRecord, DataDir, DurableError};
+
+/// Pairs fetched per `dumpState` call.
+const DUMP_PAGE: i32 = 65_536;
+/// Pause between rounds of trying to reach a recovery source.
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// Why the frontend could not recover.
+#[derive(Debug, Error)]
+pub enum RecoveryError {
+    #[error(transparent)]
+    Durable(#[from] DurableError),
+    #[error(
+        "none of the servers that were active ({ids:?}) answered within {waited:?}; refusing to start without \
+         the acknowledged writes they hold (start them, or move the data folder away to start empty)"
+    )]
+    NoSource { ids: Vec<ServerId>, waited: Duration },
+    #[error("server {id}: {source}")]
+    Client { id: ServerId, source: RpcError },
+    #[error("server id {0} gives no valid address")]
+    BadId(ServerId),
+}
+
+/// What recovery found.
+pub struct Recovered {
+    pub epoch: u64,
+    pub committed: Arc<Committed>,
+    /// Servers whose state was read: they hold every acknowledged write.
+    pub sources: Vec<(ServerId, Arc<ServerClient>)>,
+    /// Every other server of the record, to readmit when it answers.
+    pub others: Vec<(ServerId, Arc<ServerClient>)>,
+}
+
+/// Reads the record, bumps the epoch and rebuilds the committed state.
+pub async fn recover(config: &Config, data: &DataDir) -> Result<Recovered, RecoveryError> {
+    let mut record: ClusterRecord = data.load()?;
+    record.epoch += 1;
+    data.store(&record)?;
+    tracing::info!(epoch = record.epoch, active = ?record.active, lost = ?record.lost, "recovering");
+
+    let mut clients = BTreeMap::new();
+    for id in record.active.iter().chain(&record.lost) {
+        let url = config.url_of(*id).ok_or(RecoveryError::BadId(*id))?;
+        let client = ServerClient::new(&url, Some(config.rpc_timeout()))
+            .map_err(|source| RecoveryError::Client { id: *id, source })?;
+        clients.insert(*id, Arc::new(client));
+    }
+
+    let committed = Arc::new(Committed::default());
+    let mut sources = Vec::new();
+    let started = Instant::now();
+    while !record.active.is_empty() && sources.is_empty() {
+        for id in &record.active {
+            let client = &clients[id];
+            match client.dump_state(DUMP_PAGE).await {
+                Ok(entries) => {
+                    entries.iter().for_each(|entry| committed.merge(entry));
+                    tracing::info!(server = id, pairs = entries.len(), "state read");
+                    sources.push(*id);
+                }
+                Err(error) => tracing::warn!(server = id, %error, "cannot read its state yet"),
+            }
+        }
+        if sources.is_empty() {
+            if started.elapsed() >= config.recovery_timeout() {
+                return Err(RecoveryError::NoSource {
+                    ids: record.active.clone(),
+                    waited: started.elapsed(),
+                });
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+
+    let (sources, others) = clients.into_iter().partition(|(id, _)| sources.contains(id));
+    Ok(Recovered {
+        epoch: record.epoch,
+        committed,
+        sources,
+        others,
+    })
+}

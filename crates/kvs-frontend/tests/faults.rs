@@ -1,0 +1,228 @@
+//! Fault tests: real processes, real signals (SIGKILL, SIGSTOP/SIGCONT), and
+//! checks that no acknowledged write is lost and no stale value is read.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kvs_bench::cluster::{Binaries, LocalCluster};
+use kvs_proto::{FrontendClient, ServerClient, reply};
+use parking_lot::Mutex;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const FAST_DETECTION: &[&str] = &[
+    "--heartbeat-interval-ms",
+    "100",
+    "--heartbeat-timeout-ms",
+    "400",
+    "--rpc-timeout-ms",
+    "400",
+];
+
+async fn start(servers: usize, frontend_args: &[&str]) -> LocalCluster {
+    let mut cluster = LocalCluster::new(Binaries::locate()).with_frontend_args(frontend_args);
+    let started = async {
+        cluster.start_frontend().await?;
+        for _ in 0..servers {
+            cluster.add_server().await?;
+        }
+        Ok::<_, kvs_bench::cluster::ClusterError>(())
+    };
+    if let Err(error) = started.await {
+        panic!("cluster did not start: {error}");
+    }
+    cluster
+}
+
+async fn server_pairs(cluster: &LocalCluster, id: i32) -> Result<String, Box<dyn std::error::Error>> {
+    let server = ServerClient::new(&cluster.server_url(id)?, Some(Duration::from_secs(10)))?;
+    Ok(server.print_kv_pairs().await?)
+}
+
+/// Polls `listServer` until it equals `expected`, for at most `limit`.
+async fn wait_members(frontend: &FrontendClient, expected: &str, limit: Duration) -> Result<Duration, String> {
+    let started = Instant::now();
+    loop {
+        let members = frontend.list_server().await.map_err(|e| e.to_string())?;
+        if members == expected {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > limit {
+            return Err(format!(
+                "listServer is {members:?}, expected {expected:?} within {limit:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn heartbeat_drops_a_killed_server_without_any_write() -> TestResult {
+    let mut cluster = start(2, &[]).await;
+    let frontend = cluster.frontend()?;
+    cluster.kill_server(1).await?;
+    let took = wait_members(&frontend, "0", Duration::from_secs(3)).await?;
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn paused_server_is_dropped_then_readmitted_with_every_write() -> TestResult {
+    let cluster = start(2, FAST_DETECTION).await;
+    let frontend = cluster.frontend()?;
+    for key in 0..50 {
+        frontend.put(key, key).await?;
+    }
+    cluster.signal_server(1, "STOP")?;
+    // Writes go on, each stalled at most about one timeout.
+    for key in 0..50 {
+        let started = Instant::now();
+        frontend.put(key, key + 1000).await?;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "a put stalled {:?}",
+            started.elapsed()
+        );
+    }
+    wait_members(&frontend, "0", Duration::from_secs(3)).await?;
+    cluster.signal_server(1, "CONT")?;
+    wait_members(&frontend, "0, 1", Duration::from_secs(5)).await?;
+    frontend.put(7, 7777).await?;
+    let expected = server_pairs(&cluster, 0).await?;
+    assert!(expected.contains("\n7:7777\n"));
+    assert_eq!(server_pairs(&cluster, 1).await?, expected, "readmitted server differs");
+    Ok(())
+}
+
+#[tokio::test]
+async fn server_restarted_empty_under_its_id_is_readmitted_with_full_state() -> TestResult {
+    let mut cluster = start(2, FAST_DETECTION).await;
+    let frontend = cluster.frontend()?;
+    cluster.kill_server(1).await?;
+    for key in 0..200 {
+        frontend.put(key, key * 2).await?;
+    }
+    wait_members(&frontend, "0", Duration::from_secs(3)).await?;
+    cluster.start_server_id(1).await?;
+    wait_members(&frontend, "0, 1", Duration::from_secs(5)).await?;
+    assert_eq!(
+        server_pairs(&cluster, 1).await?,
+        reply::pair_lines((0..200).map(|k| (k, k * 2)))
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn crash_in_the_middle_of_puts_loses_nothing() -> TestResult {
+    let mut cluster = start(3, FAST_DETECTION).await;
+    let url = cluster.frontend_url();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let frontend = FrontendClient::new(&url, Some(Duration::from_secs(10)))?;
+                for i in 0..400 {
+                    frontend.put(w * 1000 + i % 100, i).await?;
+                }
+                Ok::<_, kvs_proto::RpcError>(())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    cluster.kill_server(0).await?;
+    for writer in writers {
+        writer.await??;
+    }
+    // Every writer's last put (value 300..400 on each key) is what every reader sees.
+    let frontend = cluster.frontend()?;
+    for w in 0..4 {
+        for k in 0..100 {
+            let key = w * 1000 + k;
+            assert_eq!(frontend.get(key).await?, reply::pair(key, 300 + k));
+        }
+    }
+    assert_eq!(server_pairs(&cluster, 1).await?, server_pairs(&cluster, 2).await?);
+    Ok(())
+}
+
+/// What writers learned: per key, the highest value acknowledged and the
+/// highest value attempted.
+#[derive(Default)]
+struct Ledger {
+    acked: BTreeMap<i32, i32>,
+    attempted: BTreeMap<i32, i32>,
+}
+
+#[tokio::test]
+async fn frontend_killed_under_load_comes_back_without_losing_an_acknowledged_write() -> TestResult {
+    let data_dir = std::env::temp_dir().join(format!("kvs-frontend-crash-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let data_arg = data_dir.to_string_lossy().into_owned();
+    let mut cluster = start(2, &["--data-dir", &data_arg]).await;
+    let url = cluster.frontend_url();
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (url, ledger) = (url.clone(), Arc::clone(&ledger));
+            tokio::spawn(async move {
+                let frontend = FrontendClient::new(&url, Some(Duration::from_secs(2)))?;
+                let mut value = 0;
+                while Instant::now() < deadline {
+                    value += 1;
+                    let key = w * 100 + value % 20;
+                    ledger.lock().attempted.insert(key, value);
+                    if frontend.put(key, value).await.is_ok() {
+                        ledger.lock().acked.insert(key, value);
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+                Ok::<_, kvs_proto::RpcError>(())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    cluster.kill_frontend().await?;
+    let acked_before_crash = ledger.lock().acked.len();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cluster.start_frontend().await?;
+    for writer in writers {
+        writer.await??;
+    }
+    assert!(acked_before_crash > 0, "no write was acknowledged before the crash");
+    let frontend = cluster.frontend()?;
+    assert_eq!(frontend.list_server().await?, "0, 1", "membership not recovered");
+    let (acked, attempted) = {
+        let ledger = ledger.lock();
+        (ledger.acked.clone(), ledger.attempted.clone())
+    };
+    for (key, acked) in &acked {
+        let (_, value) = reply::parse_pair(&frontend.get(*key).await?).ok_or("bad reply")?;
+        assert!(value >= *acked, "key {key}: read {value}, but {acked} was acknowledged");
+        assert!(value <= attempted[key], "key {key}: read {value}, never written");
+    }
+    assert_eq!(server_pairs(&cluster, 0).await?, server_pairs(&cluster, 1).await?);
+    let _ = std::fs::remove_dir_all(&data_dir);
+    Ok(())
+}
+
+#[tokio::test]
+async fn restarted_frontend_refuses_to_start_without_any_server_that_was_active() -> TestResult {
+    let data_dir = std::env::temp_dir().join(format!("kvs-frontend-nosource-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let data_arg = data_dir.to_string_lossy().into_owned();
+    let mut cluster = start(1, &["--data-dir", &data_arg, "--recovery-timeout-ms", "500"]).await;
+    cluster.frontend()?.put(1, 1).await?;
+    cluster.kill_frontend().await?;
+    cluster.kill_server(0).await?;
+    let error = cluster
+        .start_frontend()
+        .await
+        .err()
+        .ok_or("frontend started without its data")?;
+    assert!(error.to_string().contains("exited"), "{error}");
+    let _ = std::fs::remove_dir_all(&data_dir);
+    Ok(())
+}
