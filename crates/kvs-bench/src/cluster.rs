@@ -41,6 +41,12 @@ pub enum ClusterError {
     Rpc(#[from] RpcError),
     #[error("port for id {0} out of range")]
     BadId(i32),
+    #[error("server {id} did not become active within {limit:?} (last status: {status})")]
+    NotActive {
+        id: ServerId,
+        limit: Duration,
+        status: String,
+    },
 }
 
 /// Where the kvs binaries are: `$KVS_BIN_DIR`, else beside the running
@@ -329,9 +335,32 @@ impl LocalCluster {
         process.signal(signal)
     }
 
+    /// Waits (bounded) until the frontend reports server `id` active.
+    pub async fn wait_active(&self, id: ServerId, limit: Duration) -> Result<(), ClusterError> {
+        let frontend = self.frontend()?;
+        let started = tokio::time::Instant::now();
+        loop {
+            let status = frontend.cluster_status().await?;
+            let active =
+                kvs_proto::reply::parse_cluster_status(&status).is_some_and(|[active, _, _]| active.contains(&id));
+            if active {
+                return Ok(());
+            }
+            if started.elapsed() >= limit {
+                return Err(ClusterError::NotActive { id, limit, status });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Ids of the server processes this cluster still runs.
     pub fn running_servers(&self) -> Vec<ServerId> {
         self.servers.keys().copied().collect()
+    }
+
+    /// The frontend's process id, if it runs.
+    pub fn frontend_pid(&self) -> Option<u32> {
+        self.frontend.as_ref().and_then(|p| p.child.id())
     }
 
     /// Process ids of everything still running (for leak checks).
@@ -380,6 +409,13 @@ impl Process {
     async fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
         tokio::time::timeout(limit, self.child.wait()).await.ok()?.ok()
     }
+}
+
+/// Resident memory of a process in KiB (Linux `/proc`), if it can be read.
+pub fn resident_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 async fn wait_until_listening(child: &mut Child, what: &str, addr: SocketAddr) -> Result<(), ClusterError> {

@@ -39,6 +39,11 @@ impl Committed {
         self.pairs.get(&key).map(|pair| pair.0)
     }
 
+    /// How many keys hold a committed value.
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
     /// Every committed pair as a versioned entry, for a joining server.
     pub fn snapshot(&self) -> Vec<Entry> {
         self.pairs

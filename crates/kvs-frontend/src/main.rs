@@ -68,7 +68,11 @@ async fn run(config: Config) -> Result<(), String> {
         let (frontend, stop) = (Arc::clone(&frontend), Arc::clone(&stop));
         tokio::spawn(async move { frontend.watch_servers(stop.notified()).await })
     };
-    let router = service::methods(&frontend).into_router();
+    let metrics = {
+        let frontend = Arc::clone(&frontend);
+        move || frontend.metrics()
+    };
+    let router = service::methods(&frontend).into_router_with_metrics(metrics);
     let served = process::serve_until(listener, router, async {
         process::shutdown_signal().await;
         tracing::info!("signal received, shutting down");

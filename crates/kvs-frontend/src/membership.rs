@@ -146,21 +146,25 @@ impl Membership {
         self.members.iter().map(|(id, member)| (*id, member))
     }
 
+    /// Active, joining and lost ids, for `clusterStatus`.
+    pub fn status_ids(&self) -> [Vec<ServerId>; 3] {
+        let ids_where = |active: bool| {
+            self.members
+                .iter()
+                .filter(move |(_, m)| m.is_active() == active)
+                .map(|(id, _)| *id)
+        };
+        [
+            ids_where(true).collect(),
+            ids_where(false).collect(),
+            self.lost.keys().copied().collect(),
+        ]
+    }
+
     /// Active member ids and lost-or-joining ids, for the durable record.
     pub fn record_ids(&self) -> (Vec<ServerId>, Vec<ServerId>) {
-        let active = self
-            .members
-            .iter()
-            .filter(|(_, m)| m.is_active())
-            .map(|(id, _)| *id)
-            .collect();
-        let mut others: Vec<ServerId> = self
-            .members
-            .iter()
-            .filter(|(_, m)| !m.is_active())
-            .map(|(id, _)| *id)
-            .collect();
-        others.extend(self.lost.keys().copied());
+        let [active, mut others, lost] = self.status_ids();
+        others.extend(lost);
         others.sort_unstable();
         (active, others)
     }

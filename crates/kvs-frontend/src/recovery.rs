@@ -105,6 +105,22 @@ pub async fn recover(config: &Config, data: &DataDir) -> Result<Recovered, Recov
         }
     }
 
+    if record.active.is_empty() && !record.lost.is_empty() {
+        // No server was active at the crash, so no write was acknowledged
+        // since the last one failed: rebuild, best effort, from what the
+        // lost servers hold.
+        for id in &record.lost {
+            if let Ok(entries) = clients[id].dump_state(DUMP_PAGE).await {
+                entries.iter().for_each(|entry| committed.merge(entry));
+                tracing::warn!(
+                    server = id,
+                    pairs = entries.len(),
+                    "no active server was recorded; state read from a lost server"
+                );
+            }
+        }
+    }
+
     let (sources, others) = clients.into_iter().partition(|(id, _)| sources.contains(id));
     Ok(Recovered {
         epoch: record.epoch,

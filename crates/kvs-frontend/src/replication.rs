@@ -437,6 +437,17 @@ impl ReplicationLog {
 
     // ----- queries ----------------------------------------------------------
 
+    /// (entries held in the log, commit point, last sequence number assigned).
+    pub fn progress(&self) -> (usize, u64, u64) {
+        let state = self.state.lock();
+        (state.slots.len(), state.commit, state.last_seq)
+    }
+
+    /// Active, joining and lost server ids.
+    pub fn status_ids(&self) -> [Vec<ServerId>; 3] {
+        self.state.lock().members.status_ids()
+    }
+
     /// The member ids, ascending.
     pub fn member_ids(&self) -> Vec<ServerId> {
         self.state.lock().members.ids().collect()

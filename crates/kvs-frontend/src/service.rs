@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use dxr::Fault;
-use kvs_proto::api::frontend::{AddServer, Get, ListServer, PrintKvPairs, Put, ShutdownServer};
+use kvs_proto::api::frontend::{AddServer, ClusterStatus, Get, ListServer, PrintKvPairs, Put, ShutdownServer};
 use kvs_proto::serve::{Handle, Methods};
 use kvs_proto::{RpcError, ServerClient, ServerId, fault, reply};
 
@@ -72,6 +72,41 @@ impl Frontend {
         Ok(frontend)
     }
 
+    /// The frontend's metrics in Prometheus text format.
+    pub fn metrics(&self) -> String {
+        let (log_entries, commit, last) = self.log.progress();
+        let [active, joining, lost] = self.log.status_ids();
+        let gauges = [
+            (
+                "kvs_log_entries",
+                "Writes held in the replication log (in flight or not yet acknowledged by all).",
+                log_entries as u64,
+            ),
+            (
+                "kvs_committed_keys",
+                "Keys with a committed value.",
+                self.committed.len() as u64,
+            ),
+            (
+                "kvs_commit_sequence",
+                "Sequence number of the last committed write.",
+                commit,
+            ),
+            ("kvs_last_sequence", "Sequence number of the last write ordered.", last),
+            ("kvs_servers_active", "Active servers.", active.len() as u64),
+            ("kvs_servers_joining", "Servers catching up.", joining.len() as u64),
+            (
+                "kvs_servers_lost",
+                "Servers that failed and are probed for readmission.",
+                lost.len() as u64,
+            ),
+        ];
+        gauges
+            .iter()
+            .map(|(name, help, value)| format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"))
+            .collect()
+    }
+
     /// Runs the heartbeat loop until `stop` resolves.
     pub async fn watch_servers(&self, stop: impl std::future::Future<Output = ()>) {
         Arc::clone(&self.detector).run(stop).await;
@@ -91,6 +126,7 @@ pub fn methods(frontend: &Arc<Frontend>) -> Methods {
         .method::<AddServer, _>(frontend)
         .method::<ListServer, _>(frontend)
         .method::<ShutdownServer, _>(frontend)
+        .method::<ClusterStatus, _>(frontend)
 }
 
 impl Handle<Put> for Frontend {
@@ -143,6 +179,13 @@ impl Handle<AddServer> for Frontend {
 impl Handle<ListServer> for Frontend {
     async fn handle(&self, _call: ListServer) -> Result<String, Fault> {
         Ok(reply::member_list(self.log.member_ids()))
+    }
+}
+
+impl Handle<ClusterStatus> for Frontend {
+    async fn handle(&self, _call: ClusterStatus) -> Result<String, Fault> {
+        let [active, joining, lost] = self.log.status_ids();
+        Ok(reply::cluster_status(&active, &joining, &lost))
     }
 }
 

@@ -226,3 +226,59 @@ async fn restarted_frontend_refuses_to_start_without_any_server_that_was_active(
     let _ = std::fs::remove_dir_all(&data_dir);
     Ok(())
 }
+
+#[tokio::test]
+async fn write_log_stays_bounded_under_sustained_writes() -> TestResult {
+    let cluster = start(2, &[]).await;
+    let pid = cluster.frontend_pid().ok_or("no frontend")?;
+    let url = cluster.frontend_url();
+    let write = |rounds: i32| {
+        let url = url.clone();
+        async move {
+            let tasks: Vec<_> = (0..8)
+                .map(|w| {
+                    let url = url.clone();
+                    tokio::spawn(async move {
+                        let frontend = FrontendClient::new(&url, Some(Duration::from_secs(10)))?;
+                        for i in 0..rounds {
+                            frontend.put((w * 7 + i) % 100, i).await?;
+                        }
+                        Ok::<_, kvs_proto::RpcError>(())
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await??;
+            }
+            Ok::<_, Box<dyn std::error::Error>>(())
+        }
+    };
+    write(500).await?;
+    let warm = kvs_bench::cluster::resident_kib(pid).ok_or("cannot read RSS")?;
+    write(2500).await?;
+    let after = kvs_bench::cluster::resident_kib(pid).ok_or("cannot read RSS")?;
+    let metrics = http_get(&cluster.frontend_url(), "/metrics").await?;
+    eprintln!("frontend RSS after 4,000 writes: {warm} KiB; after 20,000 more: {after} KiB");
+    // Once every server acknowledged everything, the log holds nothing.
+    assert!(metrics.contains("\nkvs_log_entries 0\n"), "{metrics}");
+    assert!(metrics.contains("\nkvs_last_sequence 24000\n"), "{metrics}");
+    assert!(after < warm + 8192, "frontend grew from {warm} KiB to {after} KiB");
+    Ok(())
+}
+
+/// A plain HTTP/1.0 GET, returning the body.
+async fn http_get(base: &str, path: &str) -> Result<String, Box<dyn std::error::Error>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host).await?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let (head, body) = response.split_once("\r\n\r\n").ok_or("no HTTP body")?;
+    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
+        return Err(format!("GET {path}: {head}").into());
+    }
+    Ok(body.to_owned())
+}

@@ -143,6 +143,9 @@ impl FrontendClient {
     pub async fn shutdown_server(&self, server_id: ServerId) -> Result<String, RpcError> {
         self.0.call(&frontend::ShutdownServer { server_id }).await
     }
+    pub async fn cluster_status(&self) -> Result<String, RpcError> {
+        self.0.call(&frontend::ClusterStatus {}).await
+    }
 }
 
 /// A server's API, as the frontend uses it.

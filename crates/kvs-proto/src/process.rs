@@ -15,7 +15,12 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Logs to stderr; `RUST_LOG` overrides the default level (`info`).
 pub fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    init_logging_with_default("info");
+}
+
+/// Logs to stderr at `level` unless `RUST_LOG` says otherwise.
+pub fn init_logging_with_default(level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)

@@ -27,6 +27,29 @@ pub fn member_list(ids: impl IntoIterator<Item = ServerId>) -> String {
     ids.join(", ")
 }
 
+/// `clusterStatus`'s reply: `"active: 0, 1; joining: 2; lost: 3"`.
+pub fn cluster_status(active: &[ServerId], joining: &[ServerId], lost: &[ServerId]) -> String {
+    format!(
+        "active: {}; joining: {}; lost: {}",
+        member_list(active.iter().copied()),
+        member_list(joining.iter().copied()),
+        member_list(lost.iter().copied())
+    )
+}
+
+/// Parses a `clusterStatus` reply into (active, joining, lost).
+pub fn parse_cluster_status(reply: &str) -> Option<[Vec<ServerId>; 3]> {
+    let mut parts = reply.split("; ");
+    let mut ids = |label: &str| -> Option<Vec<ServerId>> {
+        let list = parts.next()?.strip_prefix(label)?.strip_prefix(": ")?;
+        list.split(", ")
+            .filter(|id| !id.is_empty())
+            .map(|id| id.parse().ok())
+            .collect()
+    };
+    Some([ids("active")?, ids("joining")?, ids("lost")?])
+}
+
 /// `printKVPairs`'s reply: one `key:value` line per pair, in the given order.
 pub fn pair_lines(pairs: impl IntoIterator<Item = (Key, Value)>) -> String {
     let lines: Vec<String> = pairs.into_iter().map(|(k, v)| pair(k, v)).collect();
@@ -48,6 +71,14 @@ mod tests {
     fn member_list_matches_the_course() {
         assert_eq!(member_list([0, 1, 2]), "0, 1, 2");
         assert_eq!(member_list([]), "");
+    }
+
+    #[test]
+    fn cluster_status_round_trips() {
+        let status = cluster_status(&[0, 1], &[], &[3]);
+        assert_eq!(status, "active: 0, 1; joining: ; lost: 3");
+        assert_eq!(parse_cluster_status(&status), Some([vec![0, 1], vec![], vec![3]]));
+        assert_eq!(parse_cluster_status("nonsense"), None);
     }
 
     #[test]

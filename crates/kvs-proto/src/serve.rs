@@ -30,6 +30,8 @@ pub const MAX_FAULT_CHARS: usize = 256;
 pub const RPC_PATHS: [&str; 2] = ["/", "/RPC2"];
 /// The health-check path.
 pub const HEALTH_PATH: &str = "/health";
+/// The metrics path (Prometheus text format), where a process has metrics.
+pub const METRICS_PATH: &str = "/metrics";
 
 /// A service's answer to one method.
 pub trait Handle<C: Rpc>: Send + Sync + 'static {
@@ -71,6 +73,12 @@ impl Methods {
         };
         self.handlers.insert(C::METHOD, Box::new(endpoint));
         self
+    }
+
+    /// The router, plus `GET /metrics` answered by `metrics` (Prometheus text format).
+    pub fn into_router_with_metrics(self, metrics: impl Fn() -> String + Clone + Send + Sync + 'static) -> Router {
+        self.into_router()
+            .route(METRICS_PATH, get(move || std::future::ready(metrics())))
     }
 
     /// The axum router: XML-RPC on `/` and `/RPC2`, health on `/health`.

@@ -29,3 +29,8 @@ rpc_method! {
     /// Removes a server from the membership, then makes it exit.
     ShutdownServer = "shutdownServer"(server_id: ServerId) -> String
 }
+rpc_method! {
+    /// kvs's own: who is active, joining and lost, e.g.
+    /// `"active: 0, 1; joining: 2; lost: 3"` (see [`crate::reply::cluster_status`]).
+    ClusterStatus = "clusterStatus"() -> String
+}

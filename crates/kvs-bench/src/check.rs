@@ -1,0 +1,211 @@
+//! `kvs-bench check`: run clients against a local cluster while injecting
+//! faults, record every operation, and check the history.
+//!
+//! N clients, each with its own connection, pick a key from a small key
+//! space (so keys collide) and put a value never used before or get, back to
+//! back, recording invocation and completion times. A put that fails or times
+//! out is recorded as possibly applied; a get that fails is not recorded. A
+//! [`FaultInjector`] seeded from `seed` meanwhile applies faults at random
+//! intervals. The history is then checked per key for linearizability
+//! ([`crate::checker`]).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use kvs_proto::{FrontendClient, Key, RpcError, fault as fault_code, reply};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use thiserror::Error;
+
+use crate::cluster::{Binaries, ClusterError, LocalCluster};
+use crate::faults::{Fault, FaultInjector, FaultKind};
+use crate::history::{Call, History, Operation, Outcome, Recorder};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct CheckSpec {
+    pub duration: Duration,
+    pub clients: usize,
+    pub keys: Key,
+    pub servers: usize,
+    pub kinds: Vec<FaultKind>,
+    pub seed: u64,
+    /// Mean pause between faults.
+    pub fault_interval: Duration,
+    /// Per-call timeout of the clients.
+    pub timeout: Duration,
+}
+
+/// What a run produced.
+pub struct CheckRun {
+    pub history: History,
+    pub faults: Vec<(Duration, Fault)>,
+}
+
+/// Why a run could not be carried out (not a verdict on kvs).
+#[derive(Debug, Error)]
+pub enum CheckRunError {
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    #[error("cannot create the frontend's data folder: {0}")]
+    DataDir(std::io::Error),
+    #[error("a client task still holds the history recorder")]
+    RecorderShared,
+}
+
+/// Live counters for a progress display.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub operations: AtomicU64,
+    pub faults: AtomicU64,
+}
+
+/// Runs `spec` on a fresh local cluster.
+pub async fn run(bins: Binaries, spec: &CheckSpec, progress: Arc<Progress>) -> Result<CheckRun, CheckRunError> {
+    let data_dir = scratch_dir(spec.seed)?;
+    let data_arg = data_dir.to_string_lossy().into_owned();
+    let mut cluster = LocalCluster::new(bins).with_frontend_args(&["--data-dir", &data_arg]);
+    cluster.start_frontend().await?;
+    for _ in 0..spec.servers.max(1) {
+        cluster.add_server().await?;
+    }
+
+    let recorder = Arc::new(Recorder::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let next_value = Arc::new(AtomicI32::new(1));
+    let mut clients = Vec::new();
+    for client in 0..spec.clients.max(1) {
+        let worker = ClientWorker {
+            client,
+            frontend: FrontendClient::new(&cluster.frontend_url(), Some(spec.timeout))?,
+            keys: spec.keys.max(1),
+            rng: StdRng::seed_from_u64(spec.seed.wrapping_add(client as u64 + 1)),
+            recorder: Arc::clone(&recorder),
+            stop: Arc::clone(&stop),
+            next_value: Arc::clone(&next_value),
+            progress: Arc::clone(&progress),
+        };
+        clients.push(tokio::spawn(worker.run()));
+    }
+
+    let faults = inject_until(&mut cluster, spec, &progress).await;
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        let _ = client.await;
+    }
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let history = Arc::try_unwrap(recorder)
+        .map_err(|_| CheckRunError::RecorderShared)?
+        .into_history();
+    Ok(CheckRun {
+        history,
+        faults: faults?,
+    })
+}
+
+/// Injects faults until the run's duration is over.
+async fn inject_until(
+    cluster: &mut LocalCluster,
+    spec: &CheckSpec,
+    progress: &Progress,
+) -> Result<Vec<(Duration, Fault)>, CheckRunError> {
+    let started = Instant::now();
+    let deadline = started + spec.duration;
+    let mut injector = FaultInjector::new(spec.seed, &spec.kinds, spec.servers);
+    let mut faults = Vec::new();
+    loop {
+        let pause = injector.next_pause(spec.fault_interval);
+        if Instant::now() + pause >= deadline || spec.kinds.is_empty() {
+            tokio::time::sleep(deadline.saturating_duration_since(Instant::now())).await;
+            return Ok(faults);
+        }
+        tokio::time::sleep(pause).await;
+        if let Some(fault) = injector.inject(cluster).await? {
+            tracing::info!(%fault, "fault injected");
+            faults.push((started.elapsed(), fault));
+            progress.faults.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn scratch_dir(seed: u64) -> Result<PathBuf, CheckRunError> {
+    let dir = std::env::temp_dir().join(format!("kvs-check-{}-{seed}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(CheckRunError::DataDir)?;
+    Ok(dir)
+}
+
+/// One client: puts and gets until told to stop.
+struct ClientWorker {
+    client: usize,
+    frontend: FrontendClient,
+    keys: Key,
+    rng: StdRng,
+    recorder: Arc<Recorder>,
+    stop: Arc<AtomicBool>,
+    next_value: Arc<AtomicI32>,
+    progress: Arc<Progress>,
+}
+
+impl ClientWorker {
+    async fn run(mut self) {
+        let frontend = &self.frontend;
+        while !self.stop.load(Ordering::Relaxed) {
+            let key = self.rng.random_range(0..self.keys);
+            let is_put = self.rng.random_bool(0.5);
+            let invoked_ns = self.recorder.now_ns();
+            let (call, outcome) = if is_put {
+                let value = self.next_value.fetch_add(1, Ordering::Relaxed);
+                (Call::Put(value), put_outcome(frontend.put(key, value).await))
+            } else {
+                match get_outcome(key, frontend.get(key).await) {
+                    Some(outcome) => (Call::Get, outcome),
+                    None => {
+                        // No answer: nothing learned. Back off while the cluster recovers.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                }
+            };
+            let completed_ns = (outcome != Outcome::Unknown).then(|| self.recorder.now_ns());
+            self.recorder.record(Operation {
+                client: self.client,
+                key,
+                call,
+                outcome,
+                invoked_ns,
+                completed_ns,
+            });
+            self.progress.operations.fetch_add(1, Ordering::Relaxed);
+            if outcome == Outcome::Unknown {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+fn put_outcome(result: Result<String, RpcError>) -> Outcome {
+    match result {
+        Ok(_) => Outcome::Written,
+        // Refused or lost on the way: it may still have been applied.
+        Err(_) => Outcome::Unknown,
+    }
+}
+
+/// A get's outcome, or `None` if it taught nothing (no answer).
+fn get_outcome(key: Key, result: Result<String, RpcError>) -> Option<Outcome> {
+    match result {
+        Ok(text) => match reply::parse_pair(&text) {
+            Some((k, value)) if k == key => Some(Outcome::Read(Some(value))),
+            // A malformed or mismatched reply: record an impossible read so the checker flags it.
+            _ => Some(Outcome::Read(Some(i32::MIN))),
+        },
+        Err(RpcError::Fault(fault)) if fault.code() == fault_code::KEY_NOT_FOUND => Some(Outcome::Read(None)),
+        Err(_) => None,
+    }
+}
