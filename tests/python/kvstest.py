@@ -13,11 +13,16 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 import xmlrpc.client
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from kvs_cluster import rpc  # noqa: E402  (the harness's own keep-alive proxy with a timeout)
+
 BIN_DIR = Path(os.environ.get("KVS_BIN_DIR") or REPO / "target" / "release")
 BINARIES = ("kvs-frontend", "kvs-server", "kvs-client")
 FRONTEND_PORT = 8001
@@ -61,21 +66,9 @@ def next_host():
     raise RuntimeError("no free 127.0.0.N address")
 
 
-class TimeoutTransport(xmlrpc.client.Transport):
-    """Keep-alive transport whose calls give up after ``timeout`` seconds."""
-
-    def __init__(self, timeout=RPC_TIMEOUT):
-        super().__init__()
-        self.timeout = timeout
-
-    def make_connection(self, host):
-        conn = super().make_connection(host)
-        conn.timeout = self.timeout
-        return conn
-
-
 def proxy(url, timeout=RPC_TIMEOUT):
-    return xmlrpc.client.ServerProxy(url, transport=TimeoutTransport(timeout))
+    """A ServerProxy for ``url`` whose calls give up after ``timeout`` seconds."""
+    return rpc.proxy(url, timeout)
 
 
 class Proc:
