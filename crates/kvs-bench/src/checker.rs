@@ -33,34 +33,57 @@
 //!   same nanosecond are concurrent: at equal times calls sort before returns.
 //! - **Unknown puts.** A put that failed or timed out completes at +∞ and is
 //!   optional: it has no return event, so the search is never forced to place
-//!   it, may place it anywhere after its invocation, and succeeds as soon as
-//!   every other operation is placed. An unknown put whose value no get of
-//!   the key reads is dropped before the search: it cannot explain any read,
-//!   so "never took effect" is always an option for it.
-//! - **Budget.** Each key's search may take at most [`SEARCH_STEPS_PER_KEY`]
-//!   steps; a key that needs more is reported as [`CheckError::TooComplex`].
-//! - **Shrinking.** A failing key's operations are cut down greedily, in
-//!   halving chunks, to a small sub-history that still fails. Only cuts that
-//!   keep every put whose value a remaining get reads are tried, so whatever
-//!   remains fails on its own merits: any linearization of the whole key's
-//!   history would, restricted to those operations, linearize them too.
+//!   it, and succeeds as soon as every other operation is placed. It is only
+//!   placed while a get that reads its value could be placed right after it
+//!   (if it took effect at all, it may as well have done so just before its
+//!   first reader), and one whose value no get reads is dropped beforehand.
+//! - **Register rules.** Three more rules keep the search close to linear on
+//!   real runs without losing any linearization: a pending get that reads
+//!   what the register holds and could be placed now is placed at once, with
+//!   no alternative tried (a read changes nothing, so placing it later never
+//!   helps); no put is placed while a pending get still needs what the
+//!   register holds and no put left could write that again; and all values
+//!   that no get reads are one register state.
+//! - **Budget.** Each key's search may take [`SEARCH_STEPS_PER_KEY`] steps
+//!   plus [`SEARCH_STEPS_PER_OPERATION`] per operation; a key that needs more
+//!   is [`CheckError::TooComplex`], unless a violation is found as below.
+//! - **Violations.** Refuting a long history at once can take far longer
+//!   than refuting the stretch around its violation, so a key that failed or
+//!   ran out of steps is then checked in windows of consecutive operations
+//!   slid along it. The first window that fails (or else the whole key) is
+//!   cut down greedily, in halving chunks, to a small sub-history that still
+//!   fails. Every sub-history checked keeps each put whose value one of its
+//!   gets reads, so whatever fails does so on its own merits: any
+//!   linearization of the whole key's history, restricted to those
+//!   operations, would linearize them too.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::ops::Range;
 
 use thiserror::Error;
 
 use crate::history::{Call, History, Key, Operation, Outcome, Value};
 
-/// How many search steps one key may take before it is declared too complex.
+/// How many search steps any key may take before it is declared too complex...
 pub const SEARCH_STEPS_PER_KEY: u64 = 5_000_000;
 
-/// How many search steps shrinking one violation may take in all.
-pub const SHRINK_STEPS_PER_VIOLATION: u64 = 20_000_000;
+/// ...plus this many per operation on the key. A valid history takes a few
+/// dozen steps per operation even with 16 clients on one key.
+pub const SEARCH_STEPS_PER_OPERATION: u64 = 100;
 
-/// How many search steps one shrinking attempt may take; an attempt that runs
-/// out is treated as not failing, so the operations it tried to drop stay.
+/// How many search steps shrinking one violation may take in all.
+pub const SHRINK_STEPS_PER_VIOLATION: u64 = 50_000_000;
+
+/// How many search steps one shrinking attempt may take at least, and per
+/// operation it keeps. An attempt that runs out is treated as not failing,
+/// so the operations it tried to drop stay.
 const SHRINK_STEPS_PER_ATTEMPT: u64 = 1_000_000;
+const SHRINK_STEPS_PER_ATTEMPT_PER_OPERATION: u64 = 4_000;
+
+/// How many consecutive operations the windows slid along a failed key's
+/// history span, tried smallest first.
+const WINDOW_WIDTHS: [usize; 4] = [256, 1_024, 4_096, 16_384];
 
 /// What a successful check covered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +96,7 @@ pub struct CheckReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
     pub key: Key,
-    /// the smallest offending sub-history found, in invocation order
+    /// The smallest offending sub-history found, in invocation order.
     pub operations: Vec<Operation>,
 }
 
@@ -150,40 +173,47 @@ pub fn check(history: &History) -> Result<CheckReport, CheckError> {
 
 /// Checks the operations of one key (all of `operations` must be on the same key).
 pub fn check_key(operations: &[Operation]) -> Result<(), CheckError> {
-    check_key_within(operations, SEARCH_STEPS_PER_KEY)
+    check_key_within(operations, search_steps_for(operations.len()))
 }
 
 fn check_key_within(operations: &[Operation], search_steps: u64) -> Result<(), CheckError> {
     let Some(first) = operations.first() else {
         return Ok(());
     };
-    let key = first.key;
     for operation in operations {
-        validate(key, operation)?;
+        validate(first.key, operation)?;
     }
     let relevant = relevant_operations(operations);
-    let register_ops: Vec<RegisterOp> = relevant.iter().map(RegisterOp::from).collect();
-    let r = search(&register_ops, 2_000_000_000);
-    eprintln!(
-        "key {key}: {} ops {:?} {} steps",
-        register_ops.len(),
-        r.verdict,
-        r.steps
-    );
-    match search(&register_ops, search_steps).verdict {
+    match search(&register_ops(&relevant.iter().collect::<Vec<_>>()), search_steps).verdict {
         Verdict::Linearizable => Ok(()),
-        Verdict::OutOfSteps => Err(CheckError::TooComplex {
-            key,
-            operations: operations.len(),
-        }),
-        Verdict::NotLinearizable => {
-            let offending = Shrinker::new(&relevant, SHRINK_STEPS_PER_VIOLATION).shrink();
-            let operations = offending.into_iter().map(|index| relevant[index].clone()).collect();
-            Err(CheckError::NotLinearizable(Box::new(Violation { key, operations })))
-        }
+        verdict => Err(explain_failure(first.key, &relevant, verdict, operations.len())),
     }
 }
 
+/// The error for a key whose search found no linearization of its `relevant`
+/// operations (out of `operations` in all): a small violation if one is found.
+fn explain_failure(key: Key, relevant: &[Operation], verdict: Verdict, operations: usize) -> CheckError {
+    let mut shrinker = Shrinker::new(relevant);
+    let failing = match (shrinker.failing_window(), verdict) {
+        (Some(window), _) => window,
+        (None, Verdict::NotLinearizable) => (0..relevant.len()).collect(),
+        (None, _) => return CheckError::TooComplex { key, operations },
+    };
+    let operations = shrinker
+        .shrink(failing)
+        .into_iter()
+        .map(|index| relevant[index].clone())
+        .collect();
+    CheckError::NotLinearizable(Box::new(Violation { key, operations }))
+}
+
+/// The search budget for a key with `operations` operations.
+fn search_steps_for(operations: usize) -> u64 {
+    let operations = u64::try_from(operations).unwrap_or(u64::MAX);
+    SEARCH_STEPS_PER_KEY.saturating_add(SEARCH_STEPS_PER_OPERATION.saturating_mul(operations))
+}
+
+/// Rejects an operation on another key than `key`, or one that makes no sense.
 fn validate(key: Key, operation: &Operation) -> Result<(), CheckError> {
     let problem = match (operation.call, operation.outcome, operation.completed_ns) {
         _ if operation.key != key => Malformation::OnOtherKey {
@@ -207,13 +237,7 @@ fn validate(key: Key, operation: &Operation) -> Result<(), CheckError> {
 /// answer constrain nothing, and unknown puts nobody read may never have
 /// taken effect.
 fn relevant_operations(operations: &[Operation]) -> Vec<Operation> {
-    let read_values: HashSet<Value> = operations
-        .iter()
-        .filter_map(|operation| match operation.outcome {
-            Outcome::Read(Some(value)) => Some(value),
-            _ => None,
-        })
-        .collect();
+    let read_values = read_values(operations.iter());
     let mut relevant: Vec<Operation> = operations
         .iter()
         .filter(|operation| match (operation.call, operation.outcome) {
@@ -227,21 +251,30 @@ fn relevant_operations(operations: &[Operation]) -> Vec<Operation> {
     relevant
 }
 
-/// The register's value: `None` until the first write.
-type RegisterState = Option<Value>;
+/// What the register holds, as far as gets can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Register {
+    /// Never written: a get answers "not found".
+    Empty,
+    /// A value that some get of the key reads.
+    Holds(Value),
+    /// A value that no get of the key reads. Which one makes no difference to
+    /// what can happen next, so the search treats them all as one state.
+    HoldsUnread,
+}
 
 /// What an operation does to, or demands of, the register.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Effect {
-    Write(Value),
-    Read(RegisterState),
+    Write(Register),
+    Read(Register),
 }
 
 impl Effect {
     /// The register after this operation, or `None` if it cannot happen now.
-    fn apply(self, register: RegisterState) -> Option<RegisterState> {
+    fn apply(self, register: Register) -> Option<Register> {
         match self {
-            Self::Write(value) => Some(Some(value)),
+            Self::Write(after) => Some(after),
             Self::Read(seen) => (seen == register).then_some(register),
         }
     }
@@ -266,12 +299,14 @@ struct RegisterOp {
     deadline: Deadline,
 }
 
-impl From<&Operation> for RegisterOp {
-    fn from(operation: &Operation) -> Self {
+impl RegisterOp {
+    /// `operation` as the search sees it, given the values the key's gets read.
+    fn new(operation: &Operation, read_values: &HashSet<Value>) -> Self {
         let effect = match (operation.call, operation.outcome) {
-            (Call::Put(value), _) => Effect::Write(value),
-            (Call::Get, Outcome::Read(seen)) => Effect::Read(seen),
-            (Call::Get, _) => Effect::Read(None),
+            (Call::Put(value), _) if read_values.contains(&value) => Effect::Write(Register::Holds(value)),
+            (Call::Put(_), _) => Effect::Write(Register::HoldsUnread),
+            (Call::Get, Outcome::Read(Some(value))) => Effect::Read(Register::Holds(value)),
+            (Call::Get, _) => Effect::Read(Register::Empty),
         };
         let deadline = match (operation.outcome, operation.completed_ns) {
             (Outcome::Unknown, _) => Deadline::Optional,
@@ -284,6 +319,29 @@ impl From<&Operation> for RegisterOp {
             deadline,
         }
     }
+
+    fn is_read(&self) -> bool {
+        matches!(self.effect, Effect::Read(_))
+    }
+}
+
+/// The operations of one key as the search sees them.
+fn register_ops(operations: &[&Operation]) -> Vec<RegisterOp> {
+    let read = read_values(operations.iter().copied());
+    operations
+        .iter()
+        .map(|operation| RegisterOp::new(operation, &read))
+        .collect()
+}
+
+/// The values that gets among `operations` read.
+fn read_values<'o>(operations: impl Iterator<Item = &'o Operation>) -> HashSet<Value> {
+    operations
+        .filter_map(|operation| match operation.outcome {
+            Outcome::Read(Some(value)) => Some(value),
+            _ => None,
+        })
+        .collect()
 }
 
 /// An entry of the time-ordered event list.
@@ -327,7 +385,7 @@ impl Timeline {
         let count = events.len();
         let mut timeline = Self {
             next: (1..=count).map(|node| if node == count { END } else { node }).collect(),
-            prev: (0..count).map(|node| node.wrapping_sub(1)).collect(),
+            prev: (0..count).map(|node| node.checked_sub(1).unwrap_or(END)).collect(),
             call_node: vec![0; ops.len()],
             return_node: vec![None; ops.len()],
             events,
@@ -357,14 +415,17 @@ impl Timeline {
         self.next[0]
     }
 
-    /// The node of the first return event left, or [`END`]. Nodes are
-    /// numbered in time order, so an event before it has a smaller node.
-    fn first_return(&self) -> usize {
+    /// The operations whose calls come before every return left: those that
+    /// could be placed now, in time order.
+    fn callable(&self) -> impl Iterator<Item = usize> + '_ {
         let mut node = self.first();
-        while let Some(Event::Call(_) | Event::Head) = self.event(node) {
-            node = self.after(node);
-        }
-        node
+        std::iter::from_fn(move || match self.event(node) {
+            Some(Event::Call(op)) => {
+                node = self.after(node);
+                Some(op)
+            }
+            _ => None,
+        })
     }
 
     fn after(&self, node: usize) -> usize {
@@ -447,10 +508,6 @@ impl LinearizedSet {
         self.used_words = self.used_words.max(op / 64 + 1);
     }
 
-    fn contains(&self, op: usize) -> bool {
-        self.words[op / 64] & (1 << (op % 64)) != 0
-    }
-
     fn remove(&mut self, op: usize) {
         self.words[op / 64] &= !(1 << (op % 64));
         self.full_words = self.full_words.min(op / 64);
@@ -479,7 +536,7 @@ enum Verdict {
     OutOfSteps,
 }
 
-/// A verdict and the steps it took.
+/// A verdict and what it took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct SearchResult {
     verdict: Verdict,
@@ -496,30 +553,71 @@ fn search(ops: &[RegisterOp], max_steps: u64) -> SearchResult {
     }
 }
 
-/// For each optional put, the gets that read its value, ordered by their call's place in `timeline`.
-fn readers_of_optional_puts(ops: &[RegisterOp], timeline: &Timeline) -> Vec<Vec<usize>> {
-    let mut readers_of_value: HashMap<Value, Vec<usize>> = HashMap::new();
-    for (index, op) in ops.iter().enumerate() {
-        if let Effect::Read(Some(value)) = op.effect {
-            readers_of_value.entry(value).or_default().push(index);
+/// How many operations of each kind are not placed yet, to see when a write
+/// would make a get impossible.
+struct UnplacedCounts {
+    /// Gets of each register state (`Empty`, or one value).
+    reads: HashMap<Register, usize>,
+    /// Puts of each value.
+    writes: HashMap<Register, usize>,
+}
+
+impl UnplacedCounts {
+    fn new(ops: &[RegisterOp]) -> Self {
+        let mut counts = Self {
+            reads: HashMap::new(),
+            writes: HashMap::new(),
+        };
+        for op in ops {
+            counts.unplace(op.effect);
+        }
+        counts
+    }
+
+    fn place(&mut self, effect: Effect) {
+        let (counts, register) = self.counts_for(effect);
+        if let Some(count) = counts.get_mut(&register) {
+            *count = count.saturating_sub(1);
         }
     }
-    for readers in readers_of_value.values_mut() {
-        readers.sort_by_key(|&reader| timeline.call_node[reader]);
+
+    fn unplace(&mut self, effect: Effect) {
+        let (counts, register) = self.counts_for(effect);
+        *counts.entry(register).or_default() += 1;
     }
-    ops.iter()
-        .map(|op| match (op.deadline, op.effect) {
-            (Deadline::Optional, Effect::Write(value)) => readers_of_value.get(&value).cloned().unwrap_or_default(),
-            _ => Vec::new(),
-        })
-        .collect()
+
+    /// The counts `effect` belongs to, and its entry there.
+    fn counts_for(&mut self, effect: Effect) -> (&mut HashMap<Register, usize>, Register) {
+        match effect {
+            Effect::Read(seen) => (&mut self.reads, seen),
+            Effect::Write(written) => (&mut self.writes, written),
+        }
+    }
+
+    /// Whether overwriting `register` now would leave a get that reads it
+    /// unplaceable for good: no put that could write it again is left.
+    fn strands_a_read(&self, register: Register) -> bool {
+        let count = |counts: &HashMap<Register, usize>| counts.get(&register).copied().unwrap_or(0);
+        count(&self.reads) > 0 && count(&self.writes) == 0
+    }
 }
 
 /// A choice the search made and can undo.
 #[derive(Debug, Clone, Copy)]
 struct Placed {
     op: usize,
-    register_before: RegisterState,
+    register_before: Register,
+    /// Whether this was the only move tried from the state before it (see [`Search::placeable_read`]).
+    forced: bool,
+}
+
+/// Where the search goes next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// Look at the timeline from the front, after a new placement.
+    FromFront,
+    /// Look at this node of the timeline.
+    Node(usize),
 }
 
 /// One key's Wing & Gong search in progress.
@@ -528,14 +626,13 @@ struct Search<'a> {
     timeline: Timeline,
     linearized: LinearizedSet,
     /// States already reached, each explored or being explored.
-    reached: HashSet<(LinearizedSnapshot, RegisterState)>,
+    reached: HashSet<(LinearizedSnapshot, Register)>,
     placed: Vec<Placed>,
-    register: RegisterState,
-    /// For each optional put, the gets that read its value, in time order
-    /// (empty for every other operation).
-    readers: Vec<Vec<usize>>,
-    /// The first return event left in the timeline, once looked up.
-    first_return: Option<usize>,
+    register: Register,
+    /// What the gets that could be placed now read, once looked up.
+    callable_reads: Option<HashSet<Register>>,
+    /// How many gets of each register state, and puts of each value, are not placed yet.
+    unplaced: UnplacedCounts,
     /// Operations that must still be linearized (all but optional ones).
     required_left: usize,
     steps_left: u64,
@@ -546,20 +643,20 @@ impl<'a> Search<'a> {
         let timeline = Timeline::new(ops);
         Self {
             ops,
-            readers: readers_of_optional_puts(ops, &timeline),
             timeline,
             linearized: LinearizedSet::new(ops.len()),
             reached: HashSet::new(),
             placed: Vec::new(),
-            register: None,
-            first_return: None,
+            register: Register::Empty,
+            callable_reads: None,
+            unplaced: UnplacedCounts::new(ops),
             required_left: ops.iter().filter(|op| op.deadline != Deadline::Optional).count(),
             steps_left: max_steps,
         }
     }
 
     fn run(&mut self) -> Verdict {
-        let mut node = self.timeline.first();
+        let mut next = Next::FromFront;
         loop {
             if self.required_left == 0 {
                 return Verdict::Linearizable;
@@ -568,27 +665,61 @@ impl<'a> Search<'a> {
                 return Verdict::OutOfSteps;
             }
             self.steps_left -= 1;
-            node = match self.timeline.event(node) {
-                Some(Event::Call(op)) => match self.try_place(op) {
-                    true => self.timeline.first(),
-                    false => self.timeline.after(node),
-                },
-                Some(Event::Head) => self.timeline.after(node),
-                // A pending operation's return: it should have been placed by now.
-                Some(Event::Return(_)) | None => match self.undo_latest() {
-                    Some(op) => self.timeline.after_call(op),
-                    None => return Verdict::NotLinearizable,
-                },
+            let after = match next {
+                Next::FromFront => self.start_from_front(),
+                Next::Node(node) => self.visit(node),
             };
+            match after {
+                Some(after) => next = after,
+                None => return Verdict::NotLinearizable,
+            }
         }
+    }
+
+    /// Places a read that is safe to place now, if there is one; otherwise
+    /// starts walking the timeline from the front.
+    fn start_from_front(&mut self) -> Option<Next> {
+        match self.placeable_read() {
+            Some(read) if self.try_place(read, true) => Some(Next::FromFront),
+            Some(_) => self.backtrack(),
+            None => Some(Next::Node(self.timeline.first())),
+        }
+    }
+
+    /// Tries to place the operation called at `node`; `None` once every choice failed.
+    fn visit(&mut self, node: usize) -> Option<Next> {
+        match self.timeline.event(node) {
+            Some(Event::Call(op)) if self.try_place(op, false) => Some(Next::FromFront),
+            Some(Event::Call(_) | Event::Head) => Some(Next::Node(self.timeline.after(node))),
+            // A pending operation's return: it should have been placed by now.
+            Some(Event::Return(_)) | None => self.backtrack(),
+        }
+    }
+
+    /// A pending get that could be placed now and reads what the register
+    /// holds. Placing it now is as good as any other move: whatever
+    /// linearization places it later can place it here instead, as reads do
+    /// not change the register and nothing that must precede it is pending.
+    fn placeable_read(&mut self) -> Option<usize> {
+        let register = self.register;
+        let mut scanned = 0;
+        let read = self.timeline.callable().find(|&op| {
+            scanned += 1;
+            self.ops[op].effect == Effect::Read(register)
+        });
+        self.steps_left = self.steps_left.saturating_sub(scanned);
+        read
     }
 
     /// Linearizes `op` next, if the register allows it and the resulting
     /// state was never reached before. An optional put is only placed while a
     /// get that reads its value could be placed right after it: if it takes
     /// effect at all, it may as well take effect just before its first reader.
-    fn try_place(&mut self, op: usize) -> bool {
+    fn try_place(&mut self, op: usize, forced: bool) -> bool {
         if self.ops[op].deadline == Deadline::Optional && !self.has_placeable_reader(op) {
+            return false;
+        }
+        if !self.ops[op].is_read() && self.unplaced.strands_a_read(self.register) {
             return false;
         }
         let Some(register_after) = self.ops[op].effect.apply(self.register) else {
@@ -602,37 +733,58 @@ impl<'a> Search<'a> {
         self.placed.push(Placed {
             op,
             register_before: self.register,
+            forced,
         });
         self.register = register_after;
         self.timeline.lift(op);
-        self.first_return = None;
+        self.callable_reads = None;
+        self.unplaced.place(self.ops[op].effect);
         if self.ops[op].deadline != Deadline::Optional {
             self.required_left -= 1;
         }
         true
     }
 
-    /// Whether a get reading optional put `op`'s value is pending and could be
-    /// placed now: its call comes before every return left in the timeline.
+    /// Whether a get that reads what optional put `op` writes could be placed now.
     fn has_placeable_reader(&mut self, op: usize) -> bool {
-        let first_return = *self.first_return.get_or_insert_with(|| self.timeline.first_return());
-        self.readers[op]
-            .iter()
-            .take_while(|&&reader| self.timeline.call_node[reader] < first_return)
-            .any(|&reader| !self.linearized.contains(reader))
+        let Effect::Write(written) = self.ops[op].effect else {
+            return false;
+        };
+        let (timeline, ops) = (&self.timeline, self.ops);
+        self.callable_reads
+            .get_or_insert_with(|| {
+                timeline
+                    .callable()
+                    .filter_map(|op| match ops[op].effect {
+                        Effect::Read(seen) => Some(seen),
+                        Effect::Write(_) => None,
+                    })
+                    .collect()
+            })
+            .contains(&written)
     }
 
-    /// Takes back the latest placement and returns its operation, if any.
-    fn undo_latest(&mut self) -> Option<usize> {
-        let Placed { op, register_before } = self.placed.pop()?;
-        self.timeline.unlift(op);
-        self.first_return = None;
-        self.linearized.remove(op);
-        self.register = register_before;
-        if self.ops[op].deadline != Deadline::Optional {
-            self.required_left += 1;
+    /// Undoes placements up to and including the latest one that was a
+    /// choice, and continues with the next call after it; `None` if no choice is left.
+    fn backtrack(&mut self) -> Option<Next> {
+        loop {
+            let Placed {
+                op,
+                register_before,
+                forced,
+            } = self.placed.pop()?;
+            self.timeline.unlift(op);
+            self.callable_reads = None;
+            self.unplaced.unplace(self.ops[op].effect);
+            self.linearized.remove(op);
+            self.register = register_before;
+            if self.ops[op].deadline != Deadline::Optional {
+                self.required_left += 1;
+            }
+            if !forced {
+                return Some(Next::Node(self.timeline.after_call(op)));
+            }
         }
-        Some(op)
     }
 }
 
@@ -641,6 +793,8 @@ impl<'a> Search<'a> {
 /// put whose value a kept get reads stays).
 struct Shrinker<'a> {
     operations: &'a [Operation],
+    /// The puts of each value.
+    puts_of: HashMap<Value, Vec<usize>>,
     steps_left: u64,
 }
 
@@ -648,17 +802,57 @@ struct Shrinker<'a> {
 type Unit = Vec<usize>;
 
 impl<'a> Shrinker<'a> {
-    fn new(operations: &'a [Operation], max_steps: u64) -> Self {
+    /// A shrinker for `operations`, in invocation order.
+    fn new(operations: &'a [Operation]) -> Self {
+        let mut puts_of: HashMap<Value, Vec<usize>> = HashMap::new();
+        for (index, operation) in operations.iter().enumerate() {
+            if let Call::Put(value) = operation.call {
+                puts_of.entry(value).or_default().push(index);
+            }
+        }
         Self {
             operations,
-            steps_left: max_steps,
+            puts_of,
+            steps_left: SHRINK_STEPS_PER_VIOLATION,
         }
     }
 
-    /// Indices of a failing sub-history, in invocation order.
-    fn shrink(mut self) -> Vec<usize> {
-        let everything: Vec<usize> = (0..self.operations.len()).collect();
-        let mut kept = self.drop_units(&[], self.value_groups(&everything));
+    /// A short stretch of consecutive operations that fails on its own (with
+    /// the puts its gets read), found by sliding windows along the history.
+    fn failing_window(&mut self) -> Option<Vec<usize>> {
+        let count = self.operations.len();
+        for width in WINDOW_WIDTHS.into_iter().take_while(|&width| width < count) {
+            for start in (0..count).step_by(width / 2) {
+                if self.exhausted() {
+                    return None;
+                }
+                let window = self.with_puts_read(start..(start + width).min(count));
+                if self.still_fails(&window) {
+                    return Some(window);
+                }
+            }
+        }
+        None
+    }
+
+    /// The operations in `range`, and every put elsewhere whose value they
+    /// read, so that a failure of theirs is one of the whole history.
+    fn with_puts_read(&self, range: Range<usize>) -> Vec<usize> {
+        let read = read_values(self.operations[range.clone()].iter());
+        let puts_read = read
+            .iter()
+            .flat_map(|value| self.puts_of.get(value).into_iter().flatten().copied());
+        let mut indices: Vec<usize> = range
+            .clone()
+            .chain(puts_read.filter(|index| !range.contains(index)))
+            .collect();
+        indices.sort_unstable();
+        indices
+    }
+
+    /// Indices of a small sub-history of `failing` that still fails, in invocation order.
+    fn shrink(&mut self, failing: Vec<usize>) -> Vec<usize> {
+        let mut kept = self.drop_units(&[], self.value_groups(&failing));
         while !self.exhausted() {
             let before = kept.len();
             let (gets, puts): (Vec<usize>, Vec<usize>) = kept.iter().partition(|&&index| self.is_get(index));
@@ -682,17 +876,9 @@ impl<'a> Shrinker<'a> {
         let mut by_value: BTreeMap<Value, Unit> = BTreeMap::new();
         let mut units = Vec::new();
         for &index in indices {
-            match self.operations[index] {
-                Operation {
-                    call: Call::Put(value), ..
-                }
-                | Operation {
-                    outcome: Outcome::Read(Some(value)),
-                    ..
-                } => {
-                    by_value.entry(value).or_default().push(index);
-                }
-                _ => units.push(vec![index]),
+            match value_of(&self.operations[index]) {
+                Some(value) => by_value.entry(value).or_default().push(index),
+                None => units.push(vec![index]),
             }
         }
         units.extend(by_value.into_values());
@@ -703,13 +889,7 @@ impl<'a> Shrinker<'a> {
 
     /// Splits `kept` into the puts whose value no kept get reads, and the rest.
     fn partition_unread_puts(&self, kept: &[usize]) -> (Vec<usize>, Vec<usize>) {
-        let read: BTreeSet<Value> = kept
-            .iter()
-            .filter_map(|&index| match self.operations[index].outcome {
-                Outcome::Read(Some(value)) => Some(value),
-                _ => None,
-            })
-            .collect();
+        let read = read_values(kept.iter().map(|&index| &self.operations[index]));
         kept.iter().partition(|&&index| match self.operations[index].call {
             Call::Put(value) => !read.contains(&value),
             Call::Get => false,
@@ -739,17 +919,25 @@ impl<'a> Shrinker<'a> {
     }
 
     fn still_fails(&mut self, indices: &[usize]) -> bool {
-        let ops: Vec<RegisterOp> = indices
-            .iter()
-            .map(|&index| RegisterOp::from(&self.operations[index]))
-            .collect();
-        let result = search(&ops, self.steps_left.min(SHRINK_STEPS_PER_ATTEMPT));
+        let operations: Vec<&Operation> = indices.iter().map(|&index| &self.operations[index]).collect();
+        let ops = register_ops(&operations);
+        let attempt_steps = SHRINK_STEPS_PER_ATTEMPT
+            .max(SHRINK_STEPS_PER_ATTEMPT_PER_OPERATION.saturating_mul(u64::try_from(ops.len()).unwrap_or(u64::MAX)));
+        let result = search(&ops, self.steps_left.min(attempt_steps));
         self.steps_left = self.steps_left.saturating_sub(result.steps);
         result.verdict == Verdict::NotLinearizable
     }
 
     fn exhausted(&self) -> bool {
         self.steps_left == 0
+    }
+}
+
+/// The value an operation writes or reads, if any.
+fn value_of(operation: &Operation) -> Option<Value> {
+    match (operation.call, operation.outcome) {
+        (Call::Put(value), _) | (Call::Get, Outcome::Read(Some(value))) => Some(value),
+        _ => None,
     }
 }
 
@@ -762,7 +950,6 @@ fn merge(fixed: &[usize], units: &[Unit]) -> Vec<usize> {
 
 #[cfg(test)]
 mod tests {
-    use std::ops::Range;
     use std::time::{Duration, Instant};
 
     use rand::rngs::SmallRng;
@@ -1091,37 +1278,72 @@ mod tests {
         assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
     }
 
-    /// Run with `cargo test -p kvs-bench --release -- --ignored --nocapture` for a timing at full scale.
     #[test]
-    #[ignore = "a timing at full scale, meant for release builds"]
+    fn finds_a_stale_read_planted_in_a_long_history() {
+        let simulation = Simulation {
+            operations: 20_000,
+            clients: 16,
+            keys: 0..8,
+            ..Simulation::new(3)
+        };
+        let mut operations = simulate(&simulation);
+        let stale_read = plant_stale_read(&mut operations, 10_000);
+        let started = Instant::now();
+        let violation = violation_in(operations);
+        println!(
+            "found a planted stale read among 20000 operations in {:?}",
+            started.elapsed()
+        );
+        assert_eq!(violation.key, 0);
+        assert!(violation.operations.len() <= 4, "{violation}");
+        assert!(violation.operations.contains(&stale_read), "{violation}");
+    }
+
+    /// Run with `cargo test -p kvs-bench --release -- --ignored --nocapture` for timings at full scale.
+    #[test]
+    #[ignore = "timings at full scale, meant for release builds"]
     fn checks_a_hundred_thousand_operations() {
-        for (keys, unknown_percent, distinct_values) in [
-            (10, 5, true),
-            (50, 5, true),
-            (1, 5, true),
-            (1, 30, true),
-            (1, 5, false),
-            (10, 30, false),
-            (4, 50, true),
-        ] {
+        for (keys, unknown_percent) in [(50, 5), (10, 5), (10, 30), (1, 5)] {
             let simulation = Simulation {
                 operations: 100_000,
                 clients: 16,
                 keys: 0..keys,
                 unknown_percent,
-                distinct_values,
                 ..Simulation::new(2)
             };
             let history = History::from(simulate(&simulation));
             let started = Instant::now();
             let report = check(&history);
+            let elapsed = started.elapsed();
+            println!("valid, {keys} keys, {unknown_percent}% unknown puts: checked in {elapsed:?}");
+            assert!(report.is_ok(), "{report:?}");
+
+            let mut operations = history.operations;
+            let stale_read = plant_stale_read(&mut operations, 50_000);
+            let started = Instant::now();
+            let violation = violation_in(operations);
+            let elapsed = started.elapsed();
             println!(
-                "checked {} operations on {keys} keys ({unknown_percent}% unknown, distinct {distinct_values}) in {:?}: {:?}",
-                history.len(),
-                started.elapsed(),
-                report.as_ref().err()
+                "stale read planted, {keys} keys: found {} operations in {elapsed:?}",
+                violation.operations.len()
             );
+            assert!(violation.operations.contains(&stale_read), "{violation}");
         }
+    }
+
+    /// Makes the first get on key 0 from operation `from` on return the value
+    /// that a get about 3000 operations earlier read, and returns it.
+    fn plant_stale_read(operations: &mut [Operation], from: usize) -> Operation {
+        let is_get_on_key_0 = |operation: &Operation| operation.call == Call::Get && operation.key == 0;
+        let target = (from..operations.len())
+            .find(|&index| is_get_on_key_0(&operations[index]))
+            .expect("a get");
+        let old_read = (0..target - 3_000)
+            .rev()
+            .find(|&index| is_get_on_key_0(&operations[index]) && operations[index].outcome != Outcome::Read(None))
+            .expect("an older read of a value");
+        operations[target].outcome = operations[old_read].outcome;
+        operations[target].clone()
     }
 
     /// Parameters of a simulated run against a linearizable register per key.
