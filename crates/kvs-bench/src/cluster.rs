@@ -358,6 +358,11 @@ impl LocalCluster {
         self.servers.keys().copied().collect()
     }
 
+    /// Server `id`'s process id, if it runs.
+    pub fn server_pid(&self, id: ServerId) -> Option<u32> {
+        self.servers.get(&id).and_then(|p| p.child.id())
+    }
+
     /// The frontend's process id, if it runs.
     pub fn frontend_pid(&self) -> Option<u32> {
         self.frontend.as_ref().and_then(|p| p.child.id())

@@ -4,14 +4,33 @@
 //! - [`cluster`]: starts the real `kvs-frontend`, `kvs-server` and
 //!   `kvs-client` binaries as local processes, and kills, stops or shuts
 //!   them down with real signals;
-//! - [`load`]: a closed-loop load generator over the typed frontend client;
+//! - [`load`]: the load generator (YCSB A–F and the course mix over
+//!   [`workload`]'s generators, closed or open loop, over kvs-proto's client
+//!   or the leaner [`raw_client`]);
+//! - [`floor`]: the constant-body XML-RPC responder, the floor to compare with;
+//! - [`compare`]: kvs vs the Python seed design ([`baseline`]) vs the floor,
+//!   with [`results`] (medians, ratios, verdicts, tables), [`cpu`] (where
+//!   the CPU went) and [`plot`]; [`procs`] runs their child processes;
+//! - [`commands`]: the `load`, `floor` and `compare` command lines;
 //! - [`faults`]: the fault kinds and a seeded schedule of them;
+//! - [`footprint`]: memory per key and catch-up time at 1M keys;
 //! - [`check`]: a fault-injection run whose history is checked for
 //!   linearizability ([`history`], [`checker`]).
 
+pub mod baseline;
 pub mod check;
 pub mod checker;
 pub mod cluster;
+pub mod commands;
+pub mod compare;
+pub mod cpu;
 pub mod faults;
+pub mod floor;
+pub mod footprint;
 pub mod history;
 pub mod load;
+pub mod plot;
+pub mod procs;
+pub mod raw_client;
+pub mod results;
+pub mod workload;

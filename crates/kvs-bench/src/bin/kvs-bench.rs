@@ -1,7 +1,14 @@
 //! `kvs-bench`: measure a running kvs (or any frontend speaking its wire).
 //!
-//! `kvs-bench load --frontend URL` runs a closed-loop put/get load and prints
-//! throughput and latency percentiles.
+//! `kvs-bench load --frontend URL` writes every key, then runs a YCSB core
+//! workload (A–F) or the course harness's mix, closed or open loop, and
+//! prints throughput and latency percentiles per operation type.
+//!
+//! `kvs-bench floor` serves one constant XML-RPC reply to every POST: the
+//! floor of XML-RPC over HTTP/1.1 on this machine.
+//!
+//! `kvs-bench compare` measures kvs, the Python seed design and the floor in
+//! one run and writes a table, JSON and plots.
 //!
 //! `kvs-bench check` starts a local cluster, runs clients against it while
 //! injecting faults drawn from a seed, and checks the recorded history for
@@ -19,8 +26,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use kvs_bench::check::{self, CheckSpec, Progress};
 use kvs_bench::checker::{self, CheckError};
 use kvs_bench::cluster::Binaries;
+use kvs_bench::commands;
 use kvs_bench::faults::FaultKind;
-use kvs_bench::load::{self, LoadSpec};
 
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -31,29 +38,26 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Closed-loop put/get load against a frontend.
-    Load {
-        /// The frontend to load.
-        #[arg(long, default_value = kvs_proto::addr::DEFAULT_FRONTEND_URL)]
-        frontend: String,
-        /// Concurrent connections.
-        #[arg(long, default_value_t = 32)]
-        connections: usize,
-        /// Operations in all.
-        #[arg(long, default_value_t = 100_000)]
-        operations: u64,
-        /// Key space size.
-        #[arg(long, default_value_t = 10_000)]
-        keys: i32,
-        /// Percentage of puts.
-        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u8).range(0..=100))]
-        put_ratio: u8,
-        /// Per-call timeout in milliseconds.
-        #[arg(long, default_value_t = 10_000)]
-        timeout_ms: u64,
-    },
+    /// Load a frontend: YCSB A–F or the course mix, closed or open loop.
+    Load(commands::LoadArgs),
+    /// Serve a constant XML-RPC reply to every POST: the floor of XML-RPC here.
+    Floor(commands::FloorArgs),
+    /// kvs (1, 2, 4, 8 servers) vs the Python seed design vs the floor, in one run.
+    Compare(commands::CompareArgs),
     /// Fault-injection run on a local cluster, with a linearizability verdict.
     Check(CheckArgs),
+    /// Memory per key of the frontend and a server, and catch-up time, at KEYS keys.
+    Footprint(FootprintArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct FootprintArgs {
+    /// Distinct keys to write.
+    #[arg(long, default_value_t = 1_000_000)]
+    keys: u32,
+    /// Concurrent writers.
+    #[arg(long, default_value_t = 32)]
+    connections: u32,
 }
 
 #[derive(Debug, clap::Args)]
@@ -92,46 +96,47 @@ async fn main() -> ExitCode {
     kvs_proto::process::init_logging_with_default("warn");
     match Cli::parse().command {
         Command::Check(args) => run_check(args).await,
-        Command::Load {
-            frontend,
-            connections,
-            operations,
-            keys,
-            put_ratio,
-            timeout_ms,
-        } => {
-            let spec = LoadSpec {
-                connections,
-                operations,
-                keys,
-                put_percent: put_ratio,
-                timeout: Duration::from_millis(timeout_ms),
-            };
-            match load::run(&frontend, &spec).await {
-                Ok(report) => {
-                    let h = &report.latency_us;
-                    println!(
-                        "load: {} ops in {:.2} s = {:.0} ops/s; errors {}; latency us p50 {} p99 {} p99.9 {} max {}",
-                        report.operations,
-                        report.elapsed.as_secs_f64(),
-                        report.throughput(),
-                        report.errors,
-                        h.value_at_quantile(0.5),
-                        h.value_at_quantile(0.99),
-                        h.value_at_quantile(0.999),
-                        h.max()
-                    );
-                    if report.errors == 0 {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::FAILURE
-                    }
-                }
-                Err(error) => {
-                    eprintln!("kvs-bench: {error}");
-                    ExitCode::FAILURE
-                }
-            }
+        Command::Load(args) => commands::load(args).await,
+        Command::Floor(args) => commands::floor(args).await,
+        Command::Compare(args) => commands::compare(args).await,
+        Command::Footprint(args) => run_footprint(args).await,
+    }
+}
+
+async fn run_footprint(args: FootprintArgs) -> ExitCode {
+    use kvs_bench::footprint::{self, RAW_PAIR_BYTES};
+    match footprint::measure(Binaries::locate(), args.keys, args.connections).await {
+        Ok(f) => {
+            let frontend = f.bytes_per_key(f.frontend_kib);
+            let server = f.bytes_per_key(f.server_kib);
+            println!(
+                "footprint: {} keys written in {:.1} s",
+                f.keys,
+                f.load_time.as_secs_f64()
+            );
+            println!(
+                "  frontend: {} -> {} KiB resident, {frontend:.1} bytes/key ({:.1}x the {RAW_PAIR_BYTES} raw bytes)",
+                f.frontend_kib.0,
+                f.frontend_kib.1,
+                frontend / RAW_PAIR_BYTES
+            );
+            println!(
+                "  server:   {} -> {} KiB resident, {server:.1} bytes/key ({:.1}x raw)",
+                f.server_kib.0,
+                f.server_kib.1,
+                server / RAW_PAIR_BYTES
+            );
+            println!(
+                "  catch-up: addServer of an empty server took {:.2} s; it then held all {} pairs ({} KiB resident)",
+                f.catch_up.as_secs_f64(),
+                f.keys,
+                f.added_server_kib
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("footprint: {error}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,0 +1,685 @@
+//! `kvs-bench compare`: kvs, the Python seed design and the floor responder,
+//! measured in one run with the same generator settings.
+//!
+//! Each repeat ("round") goes over every target in turn — the floor, kvs
+//! with 1, 2, 4 and 8 servers, the baseline with as many — and for each
+//! starts it fresh, writes every key (the load phase), runs the put-heavy
+//! harness mix (100% puts), the get-only YCSB C and (by default) the
+//! harness's 50% mix, and stops it. Interleaving the targets within a round
+//! spreads the machine's drift over all of them; the figures reported are
+//! medians over the rounds. Last, kvs with 1 server runs the 50% mix open
+//! loop at half its measured peak, for the p99 target.
+//!
+//! Every process is a child started with `kill_on_drop`, killed and reaped
+//! after its target's measurements; every phase is bounded in time and
+//! every call by a timeout.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use kvs_proto::addr::FRONTEND_PORT;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tokio::process::Command;
+
+use crate::baseline::{self, BaselineError, PythonBaseline};
+use crate::cluster::{self, Binaries, ClusterError, LocalCluster};
+use crate::cpu;
+use crate::load::{self, ClientKind, LoadError, LoadSpec, PhaseReport, Progress};
+use crate::procs::{self, Proc, ProcError};
+use crate::results::{self, Bench, MedianRow, Medians, OpenLoop, RatioRow, Sample, Stat, System, Verdict};
+use crate::workload::Workload;
+
+/// How long killed cluster processes may take to disappear.
+const GONE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A run during which the rest of the machine kept more cores than this
+/// busy is reported as noisy.
+pub const NOISY_CORES: f64 = 0.25;
+
+/// How long one look at the machine's idleness lasts.
+const QUIET_WINDOW: Duration = Duration::from_millis(500);
+
+/// What to compare, and how long to measure each.
+#[derive(Debug, Clone)]
+pub struct CompareSpec {
+    /// Server counts for kvs and the baseline.
+    pub servers: Vec<usize>,
+    /// Rounds; each figure is the median over them.
+    pub repeat: usize,
+    pub connections: usize,
+    /// Keys written by the load phase and addressed by the runs.
+    pub record_count: u64,
+    /// Measured time of each kvs and floor run.
+    pub duration: Duration,
+    /// Measured time of each baseline run (it does ~1k ops/s).
+    pub baseline_duration: Duration,
+    /// Unmeasured lead-in of every run.
+    pub warmup: Duration,
+    /// Measured time of each open-loop run.
+    pub open_loop_duration: Duration,
+    /// Also run the harness's 50% mix.
+    pub mix: bool,
+    pub baseline: bool,
+    pub floor: bool,
+    pub open_loop: bool,
+    pub timeout: Duration,
+    /// Before starting each target, wait up to this long for the rest of the
+    /// machine to use less than [`NOISY_CORES`] (a shared machine's builds
+    /// and tests otherwise land in the figures)...
+    pub quiet_wait: Duration,
+    /// ...and at most this long in all.
+    pub quiet_budget: Duration,
+    pub seed: u64,
+    /// The generator's client.
+    pub client: ClientKind,
+    pub bins: Binaries,
+    /// The folder of the Python seed design (located if `None`).
+    pub baseline_dir: Option<PathBuf>,
+    /// This program, run as `floor` for the floor responder.
+    pub floor_exe: PathBuf,
+}
+
+impl CompareSpec {
+    /// The default run: about 8 minutes on 2 cores.
+    pub fn standard(bins: Binaries, floor_exe: PathBuf) -> Self {
+        CompareSpec {
+            servers: vec![1, 2, 4, 8],
+            repeat: 3,
+            connections: 32,
+            record_count: 1000,
+            duration: Duration::from_secs(5),
+            baseline_duration: Duration::from_secs(3),
+            warmup: Duration::from_millis(500),
+            open_loop_duration: Duration::from_secs(5),
+            mix: true,
+            baseline: true,
+            floor: true,
+            open_loop: true,
+            timeout: Duration::from_secs(10),
+            quiet_wait: Duration::from_secs(15),
+            quiet_budget: Duration::from_secs(120),
+            seed: 0,
+            client: ClientKind::Dxr,
+            bins,
+            baseline_dir: None,
+            floor_exe,
+        }
+    }
+
+    /// A smoke version of about a minute: one round, short runs, no 50% mix
+    /// (the open-loop peak is then estimated from the put and get runs).
+    pub fn quick(self) -> Self {
+        CompareSpec {
+            repeat: 1,
+            duration: Duration::from_millis(1500),
+            baseline_duration: Duration::from_secs(1),
+            warmup: Duration::from_millis(250),
+            open_loop_duration: Duration::from_secs(2),
+            mix: false,
+            quiet_wait: Duration::from_secs(3),
+            quiet_budget: Duration::from_secs(20),
+            ..self
+        }
+    }
+
+    /// The benches every target runs.
+    pub fn benches(&self) -> Vec<Bench> {
+        Bench::ALL
+            .into_iter()
+            .filter(|b| self.mix || *b != Bench::Mix)
+            .collect()
+    }
+
+    /// The targets of one round, in order.
+    pub fn targets(&self) -> Vec<(System, usize)> {
+        let mut targets = Vec::new();
+        if self.floor {
+            targets.push((System::Floor, 0));
+        }
+        for &n in &self.servers {
+            targets.push((System::Kvs, n));
+            if self.baseline {
+                targets.push((System::Baseline, n));
+            }
+        }
+        targets
+    }
+
+    /// Measurements in all (for a progress bar).
+    pub fn steps(&self) -> u64 {
+        let per_round = self.targets().len() * self.benches().len();
+        let open = if self.open_loop { self.repeat } else { 0 };
+        (self.repeat * per_round + open) as u64
+    }
+
+    fn run_duration(&self, system: System) -> Duration {
+        match system {
+            System::Baseline => self.baseline_duration,
+            System::Kvs | System::Floor => self.duration,
+        }
+    }
+
+    fn load_spec(&self, workload: Workload, duration: Duration, round: usize) -> LoadSpec {
+        LoadSpec {
+            connections: self.connections,
+            workload,
+            distribution: None,
+            record_count: self.record_count,
+            load_phase: false,
+            duration,
+            operations: None,
+            warmup: self.warmup,
+            rate: None,
+            timeout: self.timeout,
+            load_limit: Duration::from_secs(120),
+            seed: self.seed.wrapping_add(round as u64),
+            client: self.client,
+        }
+    }
+
+    fn settings(&self) -> Settings {
+        Settings {
+            servers: self.servers.clone(),
+            repeat: self.repeat,
+            connections: self.connections,
+            record_count: self.record_count,
+            duration_secs: self.duration.as_secs_f64(),
+            baseline_duration_secs: self.baseline_duration.as_secs_f64(),
+            warmup_secs: self.warmup.as_secs_f64(),
+            open_loop_duration_secs: self.open_loop_duration.as_secs_f64(),
+            benches: self.benches(),
+            seed: self.seed,
+            client: self.client,
+        }
+    }
+}
+
+fn workload_of(bench: Bench) -> Workload {
+    match bench {
+        Bench::Put => Workload::Harness { put_percent: 100 },
+        Bench::Get => Workload::C,
+        Bench::Mix => Workload::Harness { put_percent: 50 },
+    }
+}
+
+/// The run's settings, for the JSON report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settings {
+    pub servers: Vec<usize>,
+    pub repeat: usize,
+    pub connections: usize,
+    pub record_count: u64,
+    pub duration_secs: f64,
+    pub baseline_duration_secs: f64,
+    pub warmup_secs: f64,
+    pub open_loop_duration_secs: f64,
+    pub benches: Vec<Bench>,
+    pub seed: u64,
+    pub client: ClientKind,
+}
+
+/// The machine the run was on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Machine {
+    pub cores: usize,
+    pub cpu_model: String,
+    pub memory_gib: f64,
+}
+
+impl Machine {
+    /// From `std` and Linux's `/proc` (unknown fields stay empty).
+    pub fn detect() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        Machine {
+            cores: std::thread::available_parallelism().map_or(0, usize::from),
+            cpu_model: proc_field(&cpuinfo, "model name").unwrap_or_default(),
+            memory_gib: proc_field(&meminfo, "MemTotal")
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+                .map_or(0.0, |kib| kib / (1024.0 * 1024.0)),
+        }
+    }
+}
+
+/// The value of the first `name: value` line.
+fn proc_field(text: &str, name: &str) -> Option<String> {
+    text.lines()
+        .find(|line| line.starts_with(name))
+        .and_then(|line| line.split_once(':'))
+        .map(|(_, value)| value.trim().to_owned())
+}
+
+/// Everything a comparison measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct CompareReport {
+    pub machine: Machine,
+    pub settings: Settings,
+    pub wall_secs: f64,
+    pub samples: Vec<Sample>,
+    pub medians: Vec<MedianRow>,
+    pub ratios: Vec<RatioRow>,
+    pub open_loop: Option<OpenLoop>,
+    pub verdicts: Vec<Verdict>,
+    /// Failed writes of all load phases.
+    pub load_phase_errors: u64,
+    #[serde(skip)]
+    pub median_map: Medians,
+}
+
+impl CompareReport {
+    /// The tables and verdicts as Markdown.
+    pub fn render(&self) -> String {
+        let benches = &self.settings.benches;
+        let mut out = format!(
+            "Medians of {} run(s); throughput in ops/s, latency in ms.\n\n",
+            self.settings.repeat
+        );
+        out.push_str(&results::format_medians(&self.median_map, benches));
+        out.push('\n');
+        out.push_str(&results::format_ratios(&self.ratios, benches));
+        out.push_str("\nCPU cores used during the runs (medians):\n\n");
+        out.push_str(&results::format_cpu(&self.median_map, benches));
+        let noisy = self
+            .samples
+            .iter()
+            .filter(|s| s.report.cpu.is_some_and(|c| c.other > NOISY_CORES))
+            .count();
+        out.push_str(&format!(
+            "\n{noisy} of {} runs shared the machine with more than {NOISY_CORES} cores of other work.\n",
+            self.samples.len()
+        ));
+        if self.load_phase_errors > 0 {
+            out.push_str(&format!(
+                "{} writes of the load phases failed (see the per-run errors in the JSON).\n",
+                self.load_phase_errors
+            ));
+        }
+        if let Some(open) = &self.open_loop {
+            out.push_str(&format!(
+                "\nOpen loop, kvs 1 server, 50% mix at {} ops/s (half of {}): achieved {} ops/s, p50 {} ms, p99 {} ms, p99.9 {} ms, {} errors\n",
+                results::thousands(open.rate),
+                results::thousands(open.peak),
+                results::thousands(open.stat.throughput),
+                results::millis(open.stat.p50_us),
+                results::millis(open.stat.p99_us),
+                results::millis(open.stat.p999_us),
+                open.stat.errors
+            ));
+        }
+        out.push('\n');
+        out.push_str(&results::format_verdicts(&self.verdicts));
+        out
+    }
+}
+
+/// What the plots need from a written report (`compare.json`), to draw them again.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PlotInput {
+    pub machine: Machine,
+    pub settings: Settings,
+    pub medians: Vec<MedianRow>,
+}
+
+impl PlotInput {
+    /// The medians keyed for [`crate::plot`].
+    pub fn median_map(&self) -> Medians {
+        self.medians
+            .iter()
+            .map(|row| ((row.system, row.servers, row.bench), row.stat.clone()))
+            .collect()
+    }
+}
+
+/// Live state for a progress display.
+#[derive(Debug, Default)]
+pub struct CompareProgress {
+    /// Measurements finished.
+    pub steps: AtomicU64,
+    /// What runs now.
+    pub current: std::sync::Mutex<String>,
+    /// Operations of the current phase.
+    pub load: Arc<Progress>,
+    /// Failed writes of the load phases (their keys may then be missing).
+    pub load_phase_errors: AtomicU64,
+}
+
+impl CompareProgress {
+    fn begin(&self, label: String) {
+        if let Ok(mut current) = self.current.lock() {
+            *current = label;
+        }
+    }
+
+    fn finish_step(&self) {
+        self.steps.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Why a comparison could not be carried out.
+#[derive(Debug, Error)]
+pub enum CompareError {
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Baseline(#[from] BaselineError),
+    #[error(transparent)]
+    Proc(#[from] ProcError),
+    #[error("{what}: {source}")]
+    Load { what: String, source: LoadError },
+    #[error("no kvs server count to measure")]
+    Nothing,
+}
+
+/// A target while it runs.
+enum Running {
+    Kvs(LocalCluster),
+    Baseline(PythonBaseline),
+    Floor { proc: Proc, url: String },
+}
+
+impl Running {
+    async fn start(spec: &CompareSpec, system: System, servers: usize) -> Result<Running, CompareError> {
+        Ok(match system {
+            System::Kvs => Running::Kvs(LocalCluster::start(spec.bins.clone(), servers, 0).await?),
+            System::Baseline => {
+                let dir = match &spec.baseline_dir {
+                    Some(dir) => dir.clone(),
+                    None => baseline::locate_dir()?,
+                };
+                Running::Baseline(PythonBaseline::start(&dir, servers).await?)
+            }
+            System::Floor => start_floor(&spec.floor_exe).await?,
+        })
+    }
+
+    /// The target's processes.
+    fn pids(&self) -> Vec<u32> {
+        match self {
+            Running::Kvs(cluster) => cluster.pids(),
+            Running::Baseline(baseline) => baseline.pids(),
+            Running::Floor { proc, .. } => proc.id().into_iter().collect(),
+        }
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Running::Kvs(cluster) => cluster.frontend_url(),
+            Running::Baseline(baseline) => baseline.frontend_url(),
+            Running::Floor { url, .. } => url.clone(),
+        }
+    }
+
+    async fn stop(self) {
+        match self {
+            Running::Kvs(cluster) => {
+                let pids = cluster.pids();
+                drop(cluster);
+                wait_gone(&pids).await;
+            }
+            Running::Baseline(baseline) => baseline.stop().await,
+            Running::Floor { proc, .. } => proc.kill().await,
+        }
+    }
+}
+
+/// Runs this program's `floor` subcommand on a fresh loopback address.
+async fn start_floor(exe: &Path) -> Result<Running, ProcError> {
+    let host = cluster::unique_loopback();
+    let addr = SocketAddr::new(IpAddr::V4(host), FRONTEND_PORT);
+    let mut command = Command::new(exe);
+    command.args([
+        "floor",
+        "--bind",
+        &host.to_string(),
+        "--port",
+        &FRONTEND_PORT.to_string(),
+    ]);
+    let proc = Proc::spawn_listening(command, "floor responder", addr).await?;
+    Ok(Running::Floor {
+        proc,
+        url: format!("http://{addr}"),
+    })
+}
+
+/// Waits (bounded) until none of `pids` runs (gone, or a zombie awaiting reaping).
+async fn wait_gone(pids: &[u32]) {
+    let deadline = Instant::now() + GONE_TIMEOUT;
+    while Instant::now() < deadline && pids.iter().any(|pid| running(*pid)) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .is_some_and(|zombie| !zombie)
+}
+
+/// Runs the whole comparison.
+pub async fn run(spec: &CompareSpec, progress: &CompareProgress) -> Result<CompareReport, CompareError> {
+    if spec.servers.is_empty() {
+        return Err(CompareError::Nothing);
+    }
+    let started = Instant::now();
+    preflight(spec)?;
+    let mut quiet = spec.quiet_budget;
+    let mut samples = Vec::new();
+    for round in 0..spec.repeat {
+        for (system, servers) in spec.targets() {
+            wait_for_quiet(spec, &mut quiet, progress).await;
+            samples.extend(measure_target(spec, system, servers, round, progress).await?);
+        }
+    }
+    let median_map = results::medians(&samples);
+    let open_loop = match (spec.open_loop, results::half_peak(&median_map)) {
+        (true, Some(rate)) => Some(measure_open_loop(spec, rate, &mut quiet, progress).await?),
+        _ => None,
+    };
+    let ratios = results::ratios(&median_map, &spec.servers);
+    let verdicts = results::verdicts(&ratios, &spec.servers, open_loop.as_ref());
+    Ok(CompareReport {
+        machine: Machine::detect(),
+        settings: spec.settings(),
+        wall_secs: started.elapsed().as_secs_f64(),
+        medians: results::median_rows(&median_map),
+        samples,
+        ratios,
+        open_loop,
+        verdicts,
+        load_phase_errors: progress.load_phase_errors.load(Ordering::Relaxed),
+        median_map,
+    })
+}
+
+/// Waits until the machine (nothing of ours runs now) keeps fewer than
+/// [`NOISY_CORES`] busy, for at most `spec.quiet_wait` and what is left of
+/// `budget`.
+async fn wait_for_quiet(spec: &CompareSpec, budget: &mut Duration, progress: &CompareProgress) {
+    let limit = spec.quiet_wait.min(*budget);
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        let before = (cpu::Snapshot::take(&[]), Instant::now());
+        tokio::time::sleep(QUIET_WINDOW).await;
+        let busy = before
+            .0
+            .until(&cpu::Snapshot::take(&[]), before.1.elapsed().as_secs_f64());
+        if busy.other < NOISY_CORES {
+            break;
+        }
+        progress.begin(format!(
+            "waiting for the machine to calm down ({:.1} cores busy)",
+            busy.other
+        ));
+    }
+    *budget = budget.saturating_sub(started.elapsed());
+}
+
+/// Fails early, before any measurement, if the baseline cannot run.
+fn preflight(spec: &CompareSpec) -> Result<(), CompareError> {
+    if spec.baseline {
+        if spec.baseline_dir.is_none() {
+            baseline::locate_dir()?;
+        }
+        procs::ensure_free(SocketAddr::new(IpAddr::V4(baseline::HOST), FRONTEND_PORT))?;
+    }
+    Ok(())
+}
+
+fn target_label(system: System, servers: usize) -> String {
+    match system {
+        System::Floor => "floor".to_owned(),
+        _ => format!("{} {servers} server(s)", system.name()),
+    }
+}
+
+/// Starts a target, loads it, runs every bench once, and stops it.
+async fn measure_target(
+    spec: &CompareSpec,
+    system: System,
+    servers: usize,
+    round: usize,
+    progress: &CompareProgress,
+) -> Result<Vec<Sample>, CompareError> {
+    let label = target_label(system, servers);
+    progress.begin(format!("round {}: {label}: starting", round + 1));
+    let running = Running::start(spec, system, servers).await?;
+    let result = run_benches(spec, &running, system, round, &label, progress).await;
+    running.stop().await;
+    let reports = result?;
+    Ok(reports
+        .into_iter()
+        .map(|(bench, report)| Sample {
+            system,
+            servers,
+            bench,
+            round,
+            report,
+        })
+        .collect())
+}
+
+async fn run_benches(
+    spec: &CompareSpec,
+    running: &Running,
+    system: System,
+    round: usize,
+    label: &str,
+    progress: &CompareProgress,
+) -> Result<Vec<(Bench, PhaseReport)>, CompareError> {
+    let (url, pids) = (running.url(), running.pids());
+    let duration = spec.run_duration(system);
+    progress.begin(format!("round {}: {label}: load phase", round + 1));
+    let load_spec = spec.load_spec(workload_of(Bench::Put), duration, round);
+    let loaded = load::load_phase(&url, &load_spec, Arc::clone(&progress.load))
+        .await
+        .map_err(|source| CompareError::Load {
+            what: format!("{label}, load phase"),
+            source,
+        })?;
+    progress.load_phase_errors.fetch_add(loaded.errors, Ordering::Relaxed);
+    let mut reports = Vec::new();
+    for bench in spec.benches() {
+        progress.begin(format!("round {}: {label}: {}", round + 1, bench.name()));
+        let bench_spec = spec.load_spec(workload_of(bench), duration, round);
+        let report = measured_run(&url, &pids, &bench_spec, progress)
+            .await
+            .map_err(|source| CompareError::Load {
+                what: format!("{label}, {}", bench.name()),
+                source,
+            })?;
+        progress.finish_step();
+        reports.push((bench, report));
+    }
+    Ok(reports)
+}
+
+/// One run phase, with the CPU use of the generator and of `pids` over it.
+async fn measured_run(
+    url: &str,
+    pids: &[u32],
+    spec: &LoadSpec,
+    progress: &CompareProgress,
+) -> Result<PhaseReport, LoadError> {
+    let before = (cpu::Snapshot::take(pids), Instant::now());
+    let mut report = load::run_phase(url, spec, Arc::clone(&progress.load)).await?;
+    let after = cpu::Snapshot::take(pids);
+    report.cpu = Some(before.0.until(&after, before.1.elapsed().as_secs_f64()));
+    Ok(report)
+}
+
+/// kvs with 1 server, the 50% mix open loop at `rate`, `repeat` times.
+async fn measure_open_loop(
+    spec: &CompareSpec,
+    rate: f64,
+    quiet: &mut Duration,
+    progress: &CompareProgress,
+) -> Result<OpenLoop, CompareError> {
+    let mut samples = Vec::new();
+    for round in 0..spec.repeat {
+        wait_for_quiet(spec, quiet, progress).await;
+        let what = format!("open loop {}/{} at {rate:.0} ops/s", round + 1, spec.repeat);
+        progress.begin(what.clone());
+        let running = Running::start(spec, System::Kvs, 1).await?;
+        let (url, pids) = (running.url(), running.pids());
+        let mut run_spec = spec.load_spec(workload_of(Bench::Mix), spec.open_loop_duration, round);
+        run_spec.rate = Some(rate);
+        let result = async {
+            let loaded = load::load_phase(&url, &run_spec, Arc::clone(&progress.load)).await?;
+            progress.load_phase_errors.fetch_add(loaded.errors, Ordering::Relaxed);
+            measured_run(&url, &pids, &run_spec, progress).await
+        }
+        .await;
+        running.stop().await;
+        samples.push(result.map_err(|source| CompareError::Load { what, source })?);
+        progress.finish_step();
+    }
+    Ok(OpenLoop {
+        peak: rate * 2.0,
+        rate,
+        stat: Stat::of(&samples),
+        samples,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> CompareSpec {
+        CompareSpec::standard(Binaries::in_dir("/nonexistent"), PathBuf::from("/nonexistent"))
+    }
+
+    #[test]
+    fn a_round_interleaves_kvs_and_baseline_after_the_floor() {
+        let targets = spec().targets();
+        assert_eq!(targets.first(), Some(&(System::Floor, 0)));
+        assert_eq!(targets.len(), 9);
+        assert_eq!(targets[1..3], [(System::Kvs, 1), (System::Baseline, 1)]);
+    }
+
+    #[test]
+    fn quick_drops_the_mix_and_repeats() {
+        let quick = spec().quick();
+        assert_eq!(quick.benches(), vec![Bench::Put, Bench::Get]);
+        assert_eq!(quick.steps(), 9 * 2 + 1);
+        assert_eq!(spec().steps(), 3 * 9 * 3 + 3);
+    }
+
+    #[test]
+    fn proc_fields_are_read() {
+        let meminfo = "MemTotal:       24576000 kB\nMemFree: 1 kB\n";
+        assert_eq!(proc_field(meminfo, "MemTotal").as_deref(), Some("24576000 kB"));
+        assert_eq!(
+            proc_field("model name\t: AMD EPYC\n", "model name").as_deref(),
+            Some("AMD EPYC")
+        );
+    }
+}

@@ -1,0 +1,113 @@
+//! Memory per key and catch-up time at scale (`kvs-bench footprint`).
+//!
+//! Starts a local cluster with one server, writes `keys` distinct keys
+//! (value = key) over many connections, then reads the resident memory of the
+//! frontend and the server (Linux `/proc`), and times `addServer` of a fresh
+//! server: the full catch-up of every pair. The new server's pair count is
+//! read back with `dumpState` to make sure the catch-up was complete.
+
+use std::time::{Duration, Instant};
+
+use kvs_proto::{FrontendClient, RpcError, ServerClient};
+use thiserror::Error;
+
+use crate::cluster::{Binaries, ClusterError, LocalCluster, resident_kib};
+
+/// Bytes of one raw pair on the wire: a 32-bit key and a 32-bit value.
+pub const RAW_PAIR_BYTES: f64 = 8.0;
+
+/// What was measured.
+#[derive(Debug, Clone)]
+pub struct Footprint {
+    pub keys: u32,
+    pub load_time: Duration,
+    /// Resident memory before any write and after all writes, KiB.
+    pub frontend_kib: (u64, u64),
+    pub server_kib: (u64, u64),
+    /// Resident memory of the added server after its catch-up, KiB.
+    pub added_server_kib: u64,
+    pub catch_up: Duration,
+}
+
+impl Footprint {
+    /// Bytes per key added by the writes, for (idle, loaded) KiB figures.
+    pub fn bytes_per_key(&self, (idle, loaded): (u64, u64)) -> f64 {
+        loaded.saturating_sub(idle) as f64 * 1024.0 / f64::from(self.keys.max(1))
+    }
+}
+
+/// Why the measurement could not be made.
+#[derive(Debug, Error)]
+pub enum FootprintError {
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    #[error("cannot read the resident memory of {0}")]
+    NoMemoryFigure(&'static str),
+    #[error("the added server holds {held} pairs, not {expected}")]
+    IncompleteCatchUp { held: usize, expected: u32 },
+    #[error("a writer task failed: {0}")]
+    Task(String),
+}
+
+/// Measures memory per key and catch-up time with `keys` keys.
+pub async fn measure(bins: Binaries, keys: u32, connections: u32) -> Result<Footprint, FootprintError> {
+    let mut cluster = LocalCluster::start(bins, 1, 0).await?;
+    let frontend_pid = cluster
+        .frontend_pid()
+        .ok_or(FootprintError::NoMemoryFigure("the frontend"))?;
+    let server_pid = cluster
+        .server_pid(0)
+        .ok_or(FootprintError::NoMemoryFigure("server 0"))?;
+    let rss = |pid, what| resident_kib(pid).ok_or(FootprintError::NoMemoryFigure(what));
+    let idle = (rss(frontend_pid, "the frontend")?, rss(server_pid, "server 0")?);
+
+    let started = Instant::now();
+    write_keys(&cluster.frontend_url(), keys, connections.max(1)).await?;
+    let load_time = started.elapsed();
+    let loaded = (rss(frontend_pid, "the frontend")?, rss(server_pid, "server 0")?);
+
+    let id = cluster.start_server().await?;
+    let started = Instant::now();
+    cluster.frontend()?.add_server(id).await?;
+    let catch_up = started.elapsed();
+    let added_pid = cluster
+        .server_pid(id)
+        .ok_or(FootprintError::NoMemoryFigure("the added server"))?;
+    let added_server_kib = rss(added_pid, "the added server")?;
+    let added = ServerClient::new(&cluster.server_url(id)?, Some(Duration::from_secs(60)))?;
+    let held = added.dump_state(65_536).await?.len();
+    if held != keys as usize {
+        return Err(FootprintError::IncompleteCatchUp { held, expected: keys });
+    }
+    Ok(Footprint {
+        keys,
+        load_time,
+        frontend_kib: (idle.0, loaded.0),
+        server_kib: (idle.1, loaded.1),
+        added_server_kib,
+        catch_up,
+    })
+}
+
+/// Writes keys `0..keys` (value = key), split over `connections` writers.
+async fn write_keys(url: &str, keys: u32, connections: u32) -> Result<(), FootprintError> {
+    let mut writers = Vec::new();
+    for writer in 0..connections {
+        let frontend = FrontendClient::new(url, Some(Duration::from_secs(30)))?;
+        writers.push(tokio::spawn(async move {
+            let mut key = writer;
+            while key < keys {
+                let key_i32 = i32::try_from(key).unwrap_or(i32::MAX);
+                frontend.put(key_i32, key_i32).await?;
+                key += connections;
+            }
+            Ok::<_, RpcError>(())
+        }));
+    }
+    for writer in writers {
+        writer.await.map_err(|e| FootprintError::Task(e.to_string()))??;
+    }
+    Ok(())
+}
