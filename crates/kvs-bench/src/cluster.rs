@@ -16,23 +16,18 @@ use std::time::Duration;
 use kvs_proto::addr::{CLIENT_PORT_BASE, FRONTEND_PORT, SERVER_PORT_BASE, port_for};
 use kvs_proto::{FrontendClient, ProxyClient, RpcError, ServerId};
 use thiserror::Error;
-use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
-/// How long a process may take to start accepting connections.
-pub const START_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::procs::{self, ProcError};
 
 /// What went wrong while running a cluster.
 #[derive(Debug, Error)]
 pub enum ClusterError {
     #[error("binary {0} not found; build it with `cargo build --release --bins` (or set KVS_BIN_DIR)")]
     MissingBinary(PathBuf),
-    #[error("cannot start {what}: {source}")]
-    Spawn { what: String, source: std::io::Error },
-    #[error("{what} did not accept connections on {addr} within {START_TIMEOUT:?}")]
-    NotReady { what: String, addr: SocketAddr },
-    #[error("{what} exited during start-up with {status}")]
-    ExitedEarly { what: String, status: ExitStatus },
+    /// A process did not start, or did not start listening.
+    #[error(transparent)]
+    Start(#[from] ProcError),
     #[error("no such process: {0}")]
     NoSuchProcess(String),
     #[error("signal to {what} failed: {source}")]
@@ -265,11 +260,11 @@ impl LocalCluster {
             )
             .kill_on_drop(true)
             .spawn()
-            .map_err(|source| ClusterError::Spawn {
+            .map_err(|source| ProcError::Spawn {
                 what: what.to_owned(),
                 source,
             })?;
-        wait_until_listening(&mut child, what, addr).await?;
+        procs::wait_until_listening(&mut child, what, addr).await?;
         Ok(Process {
             name: what.to_owned(),
             child,
@@ -421,26 +416,4 @@ pub fn resident_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
-}
-
-async fn wait_until_listening(child: &mut Child, what: &str, addr: SocketAddr) -> Result<(), ClusterError> {
-    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(ClusterError::ExitedEarly {
-                what: what.to_owned(),
-                status,
-            });
-        }
-        if TcpStream::connect(addr).await.is_ok() {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(ClusterError::NotReady {
-                what: what.to_owned(),
-                addr,
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

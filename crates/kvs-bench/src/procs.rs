@@ -77,7 +77,8 @@ pub fn ensure_free(addr: SocketAddr) -> Result<(), ProcError> {
         .map_err(|source| ProcError::PortBusy { addr, source })
 }
 
-async fn wait_until_listening(child: &mut Child, what: &str, addr: SocketAddr) -> Result<(), ProcError> {
+/// Waits (at most [`START_TIMEOUT`]) until `child` accepts connections on `addr`.
+pub(crate) async fn wait_until_listening(child: &mut Child, what: &str, addr: SocketAddr) -> Result<(), ProcError> {
     let deadline = tokio::time::Instant::now() + START_TIMEOUT;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
