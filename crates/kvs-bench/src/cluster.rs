@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -245,26 +245,12 @@ impl LocalCluster {
         addr: SocketAddr,
     ) -> Result<Process, ClusterError> {
         let path = self.bins.path(binary)?;
-        let mut child = Command::new(path)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(if std::env::var_os("KVS_TEST_LOGS").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
-            )
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| ProcError::Spawn {
-                what: what.to_owned(),
-                source,
-            })?;
-        procs::wait_until_listening(&mut child, what, addr).await?;
+        let mut command = Command::new(path);
+        command.args(args).env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
+        );
+        let child = procs::spawn_child(command, what, addr).await?;
         Ok(Process {
             name: what.to_owned(),
             child,

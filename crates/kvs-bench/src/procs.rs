@@ -38,20 +38,8 @@ pub struct Proc {
 impl Proc {
     /// Spawns `command` (stdin closed, output discarded unless `KVS_TEST_LOGS`
     /// is set) and waits until it accepts connections on `addr`.
-    pub async fn spawn_listening(mut command: Command, what: &str, addr: SocketAddr) -> Result<Proc, ProcError> {
-        let logs = std::env::var_os("KVS_TEST_LOGS").is_some();
-        let output = || if logs { Stdio::inherit() } else { Stdio::null() };
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(output())
-            .stderr(output())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| ProcError::Spawn {
-                what: what.to_owned(),
-                source,
-            })?;
-        wait_until_listening(&mut child, what, addr).await?;
+    pub async fn spawn_listening(command: Command, what: &str, addr: SocketAddr) -> Result<Proc, ProcError> {
+        let child = spawn_child(command, what, addr).await?;
         Ok(Proc {
             name: what.to_owned(),
             child,
@@ -70,6 +58,25 @@ impl Proc {
     }
 }
 
+/// Spawns `command` (stdin closed, output discarded unless `KVS_TEST_LOGS`
+/// is set, killed when dropped) and waits until it accepts connections on `addr`.
+pub(crate) async fn spawn_child(mut command: Command, what: &str, addr: SocketAddr) -> Result<Child, ProcError> {
+    let logs = std::env::var_os("KVS_TEST_LOGS").is_some();
+    let output = || if logs { Stdio::inherit() } else { Stdio::null() };
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(output())
+        .stderr(output())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| ProcError::Spawn {
+            what: what.to_owned(),
+            source,
+        })?;
+    wait_until_listening(&mut child, what, addr).await?;
+    Ok(child)
+}
+
 /// Fails if something already listens on `addr` (or it cannot be bound).
 pub fn ensure_free(addr: SocketAddr) -> Result<(), ProcError> {
     TcpListener::bind(addr)
@@ -78,7 +85,7 @@ pub fn ensure_free(addr: SocketAddr) -> Result<(), ProcError> {
 }
 
 /// Waits (at most [`START_TIMEOUT`]) until `child` accepts connections on `addr`.
-pub(crate) async fn wait_until_listening(child: &mut Child, what: &str, addr: SocketAddr) -> Result<(), ProcError> {
+async fn wait_until_listening(child: &mut Child, what: &str, addr: SocketAddr) -> Result<(), ProcError> {
     let deadline = tokio::time::Instant::now() + START_TIMEOUT;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
