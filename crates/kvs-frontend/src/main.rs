@@ -32,6 +32,11 @@ use crate::durable::DataDir;
 use crate::service::Frontend;
 use tokio::sync::Notify;
 
+/// mimalloc: the request path allocates a little per call (hyper, XML-RPC
+/// values); it is measurably cheaper than the system allocator there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     process::init_logging();

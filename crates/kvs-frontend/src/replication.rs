@@ -35,6 +35,7 @@
 use std::collections::VecDeque;
 use std::fmt::Display;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use kvs_proto::{Entry, Key, ServerClient, ServerId, Value};
 use parking_lot::Mutex;
@@ -96,10 +97,20 @@ pub struct ReplicationLog {
     state: Mutex<LogState>,
     /// The last appended sequence number; replicators wait on it.
     appended: watch::Sender<u64>,
+    /// The commit point; replicators ahead of it wait on it.
+    commits: watch::Sender<u64>,
     committed: Arc<Committed>,
     max_batch: usize,
     epoch: u64,
     durable: Option<DataDir>,
+    shipped: Shipped,
+}
+
+/// Replication calls made and entries they carried, for `/metrics`.
+#[derive(Default)]
+struct Shipped {
+    calls: AtomicU64,
+    entries: AtomicU64,
 }
 
 /// A joining member's registration: where its snapshot must start.
@@ -114,6 +125,7 @@ impl ReplicationLog {
     pub fn new(committed: Arc<Committed>, max_batch: usize, epoch: u64, durable: Option<DataDir>) -> Arc<Self> {
         let base = epoch << EPOCH_SHIFT;
         let (appended, _) = watch::channel(base);
+        let (commits, _) = watch::channel(base);
         Arc::new(ReplicationLog {
             state: Mutex::new(LogState {
                 slots: VecDeque::new(),
@@ -127,10 +139,12 @@ impl ReplicationLog {
                 },
             }),
             appended,
+            commits,
             committed,
             max_batch: max_batch.max(1),
             epoch,
             durable,
+            shipped: Shipped::default(),
         })
     }
 
@@ -168,14 +182,27 @@ impl ReplicationLog {
         removed: Arc<Notify>,
     ) {
         let mut appended = self.appended.subscribe();
+        let mut commits = self.commits.subscribe();
         loop {
-            let batch = {
+            let (batch, ahead_of) = {
                 let state = self.state.lock();
                 let Some(member) = state.members.get(id).filter(|m| m.incarnation == incarnation) else {
                     return;
                 };
-                state.entries_after(member.acked, self.max_batch)
+                let batch = state.entries_after(member.acked, self.max_batch);
+                (batch, (member.acked > state.commit).then_some(member.acked))
             };
+            if let Some(acked) = ahead_of.filter(|_| batch.len() < self.max_batch) {
+                // Lockstep: this server already holds writes the slowest active
+                // server lacks, so sending now would not commit anything sooner.
+                // Wait for the commit point, so every server gets the next
+                // writes in one large call instead of many small ones.
+                tokio::select! {
+                    caught_up = commits.wait_for(|commit| *commit >= acked) => if caught_up.is_err() { return },
+                    () = removed.notified() => return,
+                }
+                continue;
+            }
             let Some(last) = batch.last().map(|entry| entry.version) else {
                 let acked = self.acked(id, incarnation);
                 tokio::select! {
@@ -184,6 +211,8 @@ impl ReplicationLog {
                 }
                 continue;
             };
+            self.shipped.calls.fetch_add(1, Ordering::Relaxed);
+            self.shipped.entries.fetch_add(batch.len() as u64, Ordering::Relaxed);
             match client.apply_batch(&batch).await {
                 Ok(_) => self.acknowledge(id, incarnation, last),
                 Err(error) => {
@@ -234,6 +263,7 @@ impl ReplicationLog {
             }
             state.commit = seq;
         }
+        self.publish_commit(state.commit);
         Self::truncate(state);
     }
 
@@ -306,6 +336,16 @@ impl ReplicationLog {
         state.slots.clear();
         state.commit = state.last_seq;
         state.first_seq = state.last_seq + 1;
+        self.publish_commit(state.commit);
+    }
+
+    /// Wakes the replicators waiting for the commit point to reach them.
+    fn publish_commit(&self, commit: u64) {
+        self.commits.send_if_modified(|published| {
+            let moved = *published != commit;
+            *published = commit;
+            moved
+        });
     }
 
     // ----- 5. join --------------------------------------------------------
@@ -441,6 +481,14 @@ impl ReplicationLog {
     pub fn progress(&self) -> (usize, u64, u64) {
         let state = self.state.lock();
         (state.slots.len(), state.commit, state.last_seq)
+    }
+
+    /// (replication calls made, entries they carried), since start.
+    pub fn shipped(&self) -> (u64, u64) {
+        (
+            self.shipped.calls.load(Ordering::Relaxed),
+            self.shipped.entries.load(Ordering::Relaxed),
+        )
     }
 
     /// Active, joining and lost server ids.

@@ -101,9 +101,28 @@ impl Frontend {
                 lost.len() as u64,
             ),
         ];
+        let (calls, entries) = self.log.shipped();
+        let counters = [
+            (
+                "kvs_replication_calls_total",
+                "applyBatch calls made to servers (one per server per batch).",
+                calls,
+            ),
+            (
+                "kvs_replicated_entries_total",
+                "Writes carried by those calls, counted once per server.",
+                entries,
+            ),
+        ];
+        let series = |kind: &'static str| {
+            move |(name, help, value): &(&str, &str, u64)| {
+                format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n")
+            }
+        };
         gauges
             .iter()
-            .map(|(name, help, value)| format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"))
+            .map(series("gauge"))
+            .chain(counters.iter().map(series("counter")))
             .collect()
     }
 

@@ -91,6 +91,11 @@ struct CheckArgs {
     bin_dir: Option<std::path::PathBuf>,
 }
 
+/// The same allocator as kvs-frontend and kvs-server, so the floor responder
+/// is measured on equal terms.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     kvs_proto::process::init_logging_with_default("warn");
