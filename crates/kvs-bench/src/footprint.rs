@@ -3,8 +3,10 @@
 //! Starts a local cluster with one server, writes `keys` distinct keys
 //! (value = key) over many connections, then reads the resident memory of the
 //! frontend and the server (Linux `/proc`), and times `addServer` of a fresh
-//! server: the full catch-up of every pair. The new server's pair count is
-//! read back with `dumpState` to make sure the catch-up was complete.
+//! server: the full catch-up of every pair. The new server's resident memory
+//! is read right after and again a second later, when it has settled what it
+//! received; then its pair count is read back with `dumpState` to make sure
+//! the catch-up was complete.
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +18,9 @@ use crate::cluster::{Binaries, ClusterError, LocalCluster, resident_kib};
 /// Bytes of one raw pair on the wire: a 32-bit key and a 32-bit value.
 pub const RAW_PAIR_BYTES: f64 = 8.0;
 
+/// How long after its catch-up the added server is measured again.
+pub const SETTLE_WAIT: Duration = Duration::from_secs(1);
+
 /// What was measured.
 #[derive(Debug, Clone)]
 pub struct Footprint {
@@ -24,8 +29,10 @@ pub struct Footprint {
     /// Resident memory before any write and after all writes, KiB.
     pub frontend_kib: (u64, u64),
     pub server_kib: (u64, u64),
-    /// Resident memory of the added server after its catch-up, KiB.
-    pub added_server_kib: u64,
+    /// Resident memory of the added server right after its catch-up, and
+    /// [`SETTLE_WAIT`] later (once it has been told the stable point and
+    /// has dropped the versions it needed during the catch-up), KiB.
+    pub added_server_kib: (u64, u64),
     pub catch_up: Duration,
 }
 
@@ -75,7 +82,9 @@ pub async fn measure(bins: Binaries, keys: u32, connections: u32) -> Result<Foot
     let added_pid = cluster
         .server_pid(id)
         .ok_or(FootprintError::NoMemoryFigure("the added server"))?;
-    let added_server_kib = rss(added_pid, "the added server")?;
+    let just_added = rss(added_pid, "the added server")?;
+    tokio::time::sleep(SETTLE_WAIT).await;
+    let added_server_kib = (just_added, rss(added_pid, "the added server")?);
     let added = ServerClient::new(&cluster.server_url(id)?, Some(Duration::from_secs(60)))?;
     let held = added.dump_state(65_536).await?.len();
     if held != keys as usize {

@@ -39,13 +39,27 @@ pub struct Member {
     /// Highest sequence number the server has acknowledged (all below it too).
     pub acked: u64,
     pub phase: Phase,
-    /// Wakes the member's replicator when the member is removed.
-    pub removed: Arc<Notify>,
+    /// Wakes the member's replicator to look again: the member was
+    /// removed, or its snapshot is in.
+    pub changed: Arc<Notify>,
 }
 
 impl Member {
     pub fn is_active(&self) -> bool {
         matches!(self.phase, Phase::Active)
+    }
+
+    /// Active, or joining with its snapshot fully sent: from here on the
+    /// server is sent every write in order.
+    pub fn has_snapshot(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Active
+                | Phase::Joining {
+                    snapshot_done: true,
+                    ..
+                }
+        )
     }
 }
 
@@ -91,7 +105,7 @@ impl Membership {
         let Some(member) = matches.then(|| self.members.remove(&id)).flatten() else {
             return false;
         };
-        member.removed.notify_one();
+        member.changed.notify_one();
         self.lost.insert(id, member.client);
         true
     }
@@ -112,7 +126,7 @@ impl Membership {
     /// Forgets server `id`, member or lost; returns its client.
     pub fn forget(&mut self, id: ServerId) -> Option<Arc<ServerClient>> {
         if let Some(member) = self.members.remove(&id) {
-            member.removed.notify_one();
+            member.changed.notify_one();
             return Some(member.client);
         }
         self.lost.remove(&id)

@@ -8,7 +8,12 @@
 //!    entries past what the server has acknowledged, sends them, up to
 //!    `max_batch` at a time, in one `applyBatch` call, and records the
 //!    acknowledgement. Servers are fed in parallel and a busy log turns into
-//!    large batches on its own.
+//!    large batches on its own. A server that is already ahead of the commit
+//!    point waits for it before sending more (lockstep), so with many servers
+//!    each call carries every write that arrived in one commit round. Once a
+//!    server has its snapshot, each batch also tells it the *stable point*
+//!    (its last version: the server has now been sent every write up to
+//!    there, in order), which lets it drop the versions of settled pairs.
 //! 3. **Commit.** The commit point is the lowest acknowledgement among the
 //!    *active* servers. Entries up to it are applied, in order, to the
 //!    [`Committed`] state (which serves reads) and their `put`s return. So a
@@ -179,18 +184,23 @@ impl ReplicationLog {
         id: ServerId,
         incarnation: u64,
         client: Arc<ServerClient>,
-        removed: Arc<Notify>,
+        changed: Arc<Notify>,
     ) {
         let mut appended = self.appended.subscribe();
         let mut commits = self.commits.subscribe();
+        // The stable point the server was last told (see `Batch::stable`).
+        let mut told_stable = 0;
         loop {
-            let (batch, ahead_of) = {
+            let (batch, ahead_of, settled) = {
                 let state = self.state.lock();
                 let Some(member) = state.members.get(id).filter(|m| m.incarnation == incarnation) else {
                     return;
                 };
                 let batch = state.entries_after(member.acked, self.max_batch);
-                (batch, (member.acked > state.commit).then_some(member.acked))
+                let ahead_of = (member.acked > state.commit).then_some(member.acked);
+                // Once its snapshot is in, the server is sent every write in
+                // order, so all up to what it is sent are stable.
+                (batch, ahead_of, member.has_snapshot().then_some(member.acked))
             };
             if let Some(acked) = ahead_of.filter(|_| batch.len() < self.max_batch) {
                 // Lockstep: this server already holds writes the slowest active
@@ -199,22 +209,38 @@ impl ReplicationLog {
                 // writes in one large call instead of many small ones.
                 tokio::select! {
                     caught_up = commits.wait_for(|commit| *commit >= acked) => if caught_up.is_err() { return },
-                    () = removed.notified() => return,
+                    () = changed.notified() => {}
                 }
                 continue;
             }
             let Some(last) = batch.last().map(|entry| entry.version) else {
+                if let Some(acked) = settled.filter(|acked| *acked > told_stable) {
+                    // Idle after a catch-up or recovery: tell the stable point
+                    // alone, so the server can settle what it holds.
+                    match client.apply_batch(acked, &[]).await {
+                        Ok(_) => told_stable = acked,
+                        Err(error) => {
+                            self.fail(id, incarnation, &error);
+                            return;
+                        }
+                    }
+                    continue;
+                }
                 let acked = self.acked(id, incarnation);
                 tokio::select! {
-                    changed = appended.wait_for(|last| Some(*last) > acked) => if changed.is_err() { return },
-                    () = removed.notified() => return,
+                    appended_now = appended.wait_for(|last| Some(*last) > acked) => if appended_now.is_err() { return },
+                    () = changed.notified() => {}
                 }
                 continue;
             };
             self.shipped.calls.fetch_add(1, Ordering::Relaxed);
             self.shipped.entries.fetch_add(batch.len() as u64, Ordering::Relaxed);
-            match client.apply_batch(&batch).await {
-                Ok(_) => self.acknowledge(id, incarnation, last),
+            let stable = if settled.is_some() { last } else { 0 };
+            match client.apply_batch(stable, &batch).await {
+                Ok(_) => {
+                    told_stable = told_stable.max(stable);
+                    self.acknowledge(id, incarnation, last);
+                }
                 Err(error) => {
                     self.fail(id, incarnation, &error);
                     return;
@@ -355,7 +381,7 @@ impl ReplicationLog {
     /// [`Committed`] and call [`ReplicationLog::snapshot_sent`].
     pub fn register(self: &Arc<Self>, id: ServerId, client: Arc<ServerClient>) -> Result<Registration, JoinError> {
         let (promoted_tx, promoted) = oneshot::channel();
-        let removed = Arc::new(Notify::new());
+        let changed = Arc::new(Notify::new());
         let incarnation = {
             let mut state = self.state.lock();
             if state.members.contains(id) {
@@ -373,12 +399,12 @@ impl ReplicationLog {
                 incarnation,
                 acked,
                 phase,
-                removed: Arc::clone(&removed),
+                changed: Arc::clone(&changed),
             };
             state.members.insert(id, member);
             incarnation
         };
-        tokio::spawn(Arc::clone(self).replicate(id, incarnation, client, removed));
+        tokio::spawn(Arc::clone(self).replicate(id, incarnation, client, changed));
         Ok(Registration { incarnation, promoted })
     }
 
@@ -386,7 +412,7 @@ impl ReplicationLog {
     /// source, which holds every acknowledged write and has been sent the
     /// recovered state (see [`crate::recovery`]).
     pub fn admit_recovered(self: &Arc<Self>, id: ServerId, client: Arc<ServerClient>) {
-        let removed = Arc::new(Notify::new());
+        let changed = Arc::new(Notify::new());
         let incarnation = {
             let mut state = self.state.lock();
             state.members.found(id);
@@ -396,13 +422,13 @@ impl ReplicationLog {
                 incarnation,
                 acked: state.commit,
                 phase: Phase::Active,
-                removed: Arc::clone(&removed),
+                changed: Arc::clone(&changed),
             };
             state.members.insert(id, member);
             self.record(&mut state);
             incarnation
         };
-        tokio::spawn(Arc::clone(self).replicate(id, incarnation, client, removed));
+        tokio::spawn(Arc::clone(self).replicate(id, incarnation, client, changed));
     }
 
     /// The snapshot reached member `id`: it becomes active as soon as it has
@@ -415,6 +441,7 @@ impl ReplicationLog {
         };
         if let Phase::Joining { snapshot_done, .. } = &mut member.phase {
             *snapshot_done = true;
+            member.changed.notify_one();
         }
         if Self::promote_if_current(member, commit, id) {
             self.record(&mut state);

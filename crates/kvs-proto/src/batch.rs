@@ -1,10 +1,12 @@
 //! The replication batch: versioned writes in a compact binary form.
 //!
-//! `applyBatch` carries one XML-RPC `<base64>` parameter holding a run of
-//! 16-byte little-endian records: key (i32), value (i32), version (u64). The
-//! version is the frontend's write sequence number; a server keeps, per key,
-//! the value with the highest version, so batches and snapshot chunks may
-//! arrive in any order and every replica still converges to the same state.
+//! `applyBatch` carries one XML-RPC `<base64>` parameter: an 8-byte
+//! little-endian *stable point* (see [`Batch::stable`]) followed by a run of
+//! 16-byte little-endian records: key (i32), value (i32), version (u64).
+//! `dumpState` replies with records only. The version is the frontend's
+//! write sequence number; a server keeps, per key, the value with the
+//! highest version, so batches and snapshot chunks may arrive in any order
+//! and every replica still converges to the same state.
 
 use thiserror::Error;
 
@@ -12,6 +14,18 @@ use crate::{Key, Value};
 
 /// Size of one encoded entry.
 pub const ENTRY_BYTES: usize = 16;
+/// Size of the stable point in front of an `applyBatch` payload.
+pub const STABLE_BYTES: usize = 8;
+
+/// What one `applyBatch` call carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// The frontend promises the server has now been sent every write with
+    /// a version at or below this, and will never again be sent an older
+    /// one (until it is reset). 0 promises nothing (during a catch-up).
+    pub stable: u64,
+    pub entries: Vec<Entry>,
+}
 
 /// One versioned write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,29 +36,59 @@ pub struct Entry {
     pub version: u64,
 }
 
-/// A batch that is not a whole number of entries.
-#[derive(Debug, Error, PartialEq, Eq)]
-#[error("a batch of {len} bytes is not a multiple of {ENTRY_BYTES}")]
+/// A batch that is not a stable point and a whole number of entries.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error("a payload of {len} bytes is not a {header}-byte header and a multiple of {ENTRY_BYTES}")]
 pub struct BatchError {
     pub len: usize,
+    pub header: usize,
 }
 
-/// Encodes entries for `applyBatch`.
+/// Encodes an `applyBatch` payload.
+pub fn encode_batch(stable: u64, entries: &[Entry]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(STABLE_BYTES + entries.len() * ENTRY_BYTES);
+    bytes.extend_from_slice(&stable.to_le_bytes());
+    append(entries, &mut bytes);
+    bytes
+}
+
+/// Decodes an `applyBatch` payload.
+pub fn decode_batch(bytes: &[u8]) -> Result<Batch, BatchError> {
+    let error = BatchError {
+        len: bytes.len(),
+        header: STABLE_BYTES,
+    };
+    let (stable, records) = bytes.split_first_chunk::<STABLE_BYTES>().ok_or(error.clone())?;
+    let entries = decode(records).map_err(|_| error)?;
+    Ok(Batch {
+        stable: u64::from_le_bytes(*stable),
+        entries,
+    })
+}
+
+/// Encodes entries (a `dumpState` page).
 pub fn encode(entries: &[Entry]) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(entries.len() * ENTRY_BYTES);
+    append(entries, &mut bytes);
+    bytes
+}
+
+fn append(entries: &[Entry], bytes: &mut Vec<u8>) {
     for entry in entries {
         bytes.extend_from_slice(&entry.key.to_le_bytes());
         bytes.extend_from_slice(&entry.value.to_le_bytes());
         bytes.extend_from_slice(&entry.version.to_le_bytes());
     }
-    bytes
 }
 
-/// Decodes an `applyBatch` payload.
+/// Decodes entries (a `dumpState` page).
 pub fn decode(bytes: &[u8]) -> Result<Vec<Entry>, BatchError> {
     let records = bytes.chunks_exact(ENTRY_BYTES);
     if !records.remainder().is_empty() {
-        return Err(BatchError { len: bytes.len() });
+        return Err(BatchError {
+            len: bytes.len(),
+            header: 0,
+        });
     }
     Ok(records.map(decode_record).collect())
 }
@@ -83,12 +127,18 @@ mod tests {
         ];
         let bytes = encode(&entries);
         assert_eq!(bytes.len(), 32);
-        assert_eq!(decode(&bytes), Ok(entries));
+        assert_eq!(decode(&bytes), Ok(entries.clone()));
+        let payload = encode_batch(99, &entries);
+        assert_eq!(payload.len(), STABLE_BYTES + 32);
+        assert_eq!(decode_batch(&payload), Ok(Batch { stable: 99, entries }));
     }
 
     #[test]
     fn torn_batch_is_refused() {
-        assert_eq!(decode(&[0; 17]), Err(BatchError { len: 17 }));
+        assert_eq!(decode(&[0; 17]), Err(BatchError { len: 17, header: 0 }));
         assert_eq!(decode(&[]), Ok(vec![]));
+        assert_eq!(decode_batch(&[0; 7]), Err(BatchError { len: 7, header: 8 }));
+        assert_eq!(decode_batch(&[0; 25]), Err(BatchError { len: 25, header: 8 }));
+        assert_eq!(decode_batch(&[0; 8]).map(|b| b.entries.len()), Ok(0));
     }
 }

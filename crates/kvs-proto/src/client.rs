@@ -1,17 +1,21 @@
 //! Typed async XML-RPC clients for the frontend, a server and a client proxy.
 //!
 //! Each wraps one pooled HTTP/1.1 client (keep-alive, so a busy caller reuses
-//! its connections) with an optional per-call timeout. Calls take the method
+//! its connections) with an optional per-call timeout. Plain calls and
+//! replies are written and read by [`crate::canonical`]; dxr (through
+//! `dxr_client`'s helpers) handles every other shape, faults among them. Calls take the method
 //! types of [`crate::api`]; faults come back as [`RpcError::Fault`], so a
 //! caller can tell "the peer said no" from "the peer did not answer".
 
 use std::time::Duration;
 
-use dxr::Fault;
+use dxr::{Fault, MethodCall, TryFromValue};
+use dxr_client::utils::{request_to_body, response_to_result};
 use thiserror::Error;
 
 use crate::api::{frontend, server};
 use crate::batch::{self, Entry};
+use crate::canonical;
 use crate::rpc::Rpc;
 use crate::{Key, ServerId, Value};
 
@@ -46,7 +50,8 @@ impl RpcError {
 #[derive(Debug)]
 pub struct RpcClient {
     url: String,
-    inner: dxr_client::Client,
+    parsed: reqwest::Url,
+    http: reqwest::Client,
 }
 
 impl RpcClient {
@@ -57,7 +62,7 @@ impl RpcClient {
             url: url.to_owned(),
             reason,
         };
-        let parsed = dxr_client::Url::parse(url).map_err(|e| invalid(e.to_string()))?;
+        let parsed = reqwest::Url::parse(url).map_err(|e| invalid(e.to_string()))?;
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(
             reqwest::header::CONTENT_TYPE,
@@ -74,7 +79,8 @@ impl RpcClient {
         let http = builder.build().map_err(|e| invalid(e.to_string()))?;
         Ok(RpcClient {
             url: url.to_owned(),
-            inner: dxr_client::Client::with_client(parsed, http),
+            parsed,
+            http,
         })
     }
 
@@ -83,20 +89,40 @@ impl RpcClient {
         &self.url
     }
 
-    /// Sends one call and waits for its reply.
+    /// Sends one call and waits for its reply. Plain calls and replies (see
+    /// [`crate::canonical`]) skip the general XML (de)serialiser; anything
+    /// else goes through dxr's.
     pub async fn call<C: Rpc>(&self, call: &C) -> Result<C::Reply, RpcError> {
         let params = call.to_params().map_err(|e| self.bad_reply(e.to_string()))?;
-        self.inner
-            .call::<_, C::Reply>(C::METHOD, params)
-            .await
-            .map_err(|error| match error {
-                dxr_client::Error::Fault { fault } => RpcError::Fault(fault),
-                dxr_client::Error::RPC { error } => self.bad_reply(error.to_string()),
-                dxr_client::Error::Net { error } => RpcError::Unreachable {
-                    url: self.url.clone(),
-                    reason: describe_net_error(&error),
-                },
+        let body = match canonical::write_call(C::METHOD, &params) {
+            Some(body) => body,
+            None => request_to_body(&MethodCall {
+                name: C::METHOD.into(),
+                params,
             })
+            .map_err(|e| self.bad_reply(e.to_string()))?,
+        };
+        let unreachable = |error: reqwest::Error| RpcError::Unreachable {
+            url: self.url.clone(),
+            reason: describe_net_error(&error),
+        };
+        let response = self
+            .http
+            .post(self.parsed.clone())
+            .body(body)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let text = response.text().await.map_err(unreachable)?;
+        let value = match canonical::parse_response(&text) {
+            Some(value) => value,
+            None => match response_to_result(&text) {
+                Ok(Ok(response)) => response.value,
+                Ok(Err(fault)) => return Err(RpcError::Fault(fault.fault)),
+                Err(error) => return Err(self.bad_reply(error.to_string())),
+            },
+        };
+        C::Reply::try_from_value(&value).map_err(|e| self.bad_reply(e.to_string()))
     }
 
     pub(crate) fn bad_reply(&self, reason: String) -> RpcError {
@@ -159,9 +185,10 @@ impl ServerClient {
     pub fn url(&self) -> &str {
         self.0.url()
     }
-    /// Ships versioned writes; replies how many entries the server decoded.
-    pub async fn apply_batch(&self, entries: &[Entry]) -> Result<i32, RpcError> {
-        let entries = batch::encode(entries);
+    /// Ships versioned writes and the stable point (see
+    /// [`batch::Batch::stable`]); replies how many entries the server decoded.
+    pub async fn apply_batch(&self, stable: u64, entries: &[Entry]) -> Result<i32, RpcError> {
+        let entries = batch::encode_batch(stable, entries);
         self.0.call(&server::ApplyBatch { entries }).await
     }
     pub async fn heartbeat(&self) -> Result<String, RpcError> {

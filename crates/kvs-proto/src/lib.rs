@@ -4,12 +4,14 @@
 //! address templates ([`addr`]), the XML-RPC methods as command types with
 //! their argument and reply types ([`api`]), the reply formats the course
 //! harness parses ([`reply`]), the binary replication batch ([`batch`]),
-//! fault codes ([`fault`]), typed async clients ([`client`]) and the axum
-//! router that serves a set of methods on `/` and `/RPC2` ([`serve`]).
+//! fault codes ([`fault`]), typed async clients ([`client`]), the axum
+//! router that serves a set of methods on `/` and `/RPC2` ([`serve`]) and
+//! its fast path for plain calls ([`canonical`]).
 
 pub mod addr;
 pub mod api;
 pub mod batch;
+pub mod canonical;
 pub mod client;
 pub mod fault;
 pub mod process;

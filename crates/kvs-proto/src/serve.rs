@@ -15,11 +15,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::routing::{get, post};
-use dxr::{Fault, FaultResponse, TryToValue, Value};
+use dxr::{Fault, FaultResponse, MethodResponse, TryToValue, Value};
 use dxr_server::{Handler, HandlerMap, HandlerResult};
 
+use crate::canonical;
 use crate::rpc::Rpc;
 
 /// Largest request body accepted; larger ones get HTTP 413.
@@ -99,6 +101,9 @@ impl Methods {
 }
 
 async fn respond(handlers: HandlerMap, headers: HeaderMap, body: String) -> (StatusCode, HeaderMap, String) {
+    if let Some(reply) = respond_plain(&handlers, &headers, &body).await {
+        return reply;
+    }
     let (status, headers, reply) = dxr_server::server(handlers, &body, headers).await;
     // Successful replies pass untouched; only faults are looked at.
     if !reply.contains("<fault>") {
@@ -108,6 +113,33 @@ async fn respond(handlers: HandlerMap, headers: HeaderMap, body: String) -> (Sta
         Ok(response) => (status, headers, tidy_fault(&response.fault)),
         Err(_) => (status, headers, reply),
     }
+}
+
+/// Answers a plain call (see [`crate::canonical`]) to a known method without
+/// dxr's parser; `None` sends the request down dxr's path instead, which
+/// also reports every error the plain path does not handle (a missing
+/// `Content-Length`, an unknown method, a malformed body).
+async fn respond_plain(
+    handlers: &HandlerMap,
+    headers: &HeaderMap,
+    body: &str,
+) -> Option<(StatusCode, HeaderMap, String)> {
+    if !headers.contains_key(CONTENT_LENGTH) {
+        return None;
+    }
+    let (name, params) = canonical::parse_call(body)?;
+    let handler = handlers.get(name)?;
+    let mut reply_headers = HeaderMap::new();
+    reply_headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    let reply = match handler.handle(&params, headers.clone()).await {
+        Ok(value) => canonical::write_response(&value).unwrap_or_else(|| {
+            MethodResponse { value }
+                .to_xml()
+                .unwrap_or_else(|e| tidy_fault(&Fault::new(500, e.to_string())))
+        }),
+        Err(fault) => tidy_fault(&fault),
+    };
+    Some((StatusCode::OK, reply_headers, reply))
 }
 
 /// dxr's parse-error fault echoes the request (twice prefixed): give it its

@@ -38,18 +38,16 @@ struct Args {
     worker_threads: usize,
 }
 
-/// mimalloc: the request path allocates a little per call (hyper, XML-RPC
-/// values); it is measurably cheaper than the system allocator there.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     process::init_logging();
     let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.worker_threads.max(1))
-        .enable_all()
-        .build();
+    let runtime = match args.worker_threads {
+        0 | 1 => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        threads => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build(),
+    };
     let outcome = match runtime {
         Ok(runtime) => runtime.block_on(run(args)),
         Err(error) => Err(format!("cannot start the runtime: {error}")),

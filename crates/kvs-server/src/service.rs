@@ -6,6 +6,7 @@ use dxr::Fault;
 use kvs_proto::api::server::{ApplyBatch, DumpState, Get, Heartbeat, PrintKvPairs, Put, ResetStore, ShutdownServer};
 use kvs_proto::serve::{Handle, Methods};
 use kvs_proto::{batch, fault, reply};
+use parking_lot::RwLock;
 use tokio::sync::Notify;
 
 use crate::store::Store;
@@ -14,7 +15,7 @@ use crate::store::Store;
 #[derive(Debug)]
 pub struct ReplicaService {
     id: i32,
-    store: Store,
+    store: RwLock<Store>,
     shutdown: Notify,
 }
 
@@ -22,7 +23,7 @@ impl ReplicaService {
     pub fn new(id: i32) -> Self {
         ReplicaService {
             id,
-            store: Store::default(),
+            store: RwLock::new(Store::default()),
             shutdown: Notify::new(),
         }
     }
@@ -48,14 +49,15 @@ pub fn methods(service: &Arc<ReplicaService>) -> Methods {
 
 impl Handle<Put> for ReplicaService {
     async fn handle(&self, call: Put) -> Result<String, Fault> {
-        self.store.put_local(call.key, call.value);
+        self.store.write().put_local(call.key, call.value);
         Ok(format!("[Server {}] put {}:{}", self.id, call.key, call.value))
     }
 }
 
 impl Handle<Get> for ReplicaService {
     async fn handle(&self, call: Get) -> Result<String, Fault> {
-        match self.store.get(call.key) {
+        let value = self.store.read().get(call.key);
+        match value {
             Some(value) => Ok(reply::pair(call.key, value)),
             None => Err(Fault::new(
                 fault::KEY_NOT_FOUND,
@@ -67,7 +69,7 @@ impl Handle<Get> for ReplicaService {
 
 impl Handle<PrintKvPairs> for ReplicaService {
     async fn handle(&self, _call: PrintKvPairs) -> Result<String, Fault> {
-        Ok(reply::pair_lines(self.store.sorted_pairs()))
+        Ok(reply::pair_lines(self.store.read().sorted_pairs()))
     }
 }
 
@@ -80,11 +82,16 @@ impl Handle<ShutdownServer> for ReplicaService {
 
 impl Handle<ApplyBatch> for ReplicaService {
     async fn handle(&self, call: ApplyBatch) -> Result<i32, Fault> {
-        let entries = batch::decode(&call.entries).map_err(|e| Fault::new(fault::INVALID_REQUEST, e.to_string()))?;
-        for entry in &entries {
-            self.store.apply(*entry);
+        let batch =
+            batch::decode_batch(&call.entries).map_err(|e| Fault::new(fault::INVALID_REQUEST, e.to_string()))?;
+        let count =
+            i32::try_from(batch.entries.len()).map_err(|e| Fault::new(fault::INVALID_REQUEST, e.to_string()))?;
+        let mut store = self.store.write();
+        for entry in batch.entries {
+            store.apply(entry);
         }
-        i32::try_from(entries.len()).map_err(|e| Fault::new(fault::INVALID_REQUEST, e.to_string()))
+        store.settle(batch.stable);
+        Ok(count)
     }
 }
 
@@ -96,7 +103,7 @@ impl Handle<Heartbeat> for ReplicaService {
 
 impl Handle<ResetStore> for ReplicaService {
     async fn handle(&self, _call: ResetStore) -> Result<i32, Fault> {
-        let dropped = self.store.clear();
+        let dropped = self.store.write().clear();
         tracing::info!(id = self.id, dropped, "store reset for catch-up");
         Ok(i32::try_from(dropped).unwrap_or(i32::MAX))
     }
@@ -108,6 +115,6 @@ impl Handle<DumpState> for ReplicaService {
             .ok()
             .filter(|limit| *limit > 0)
             .ok_or_else(|| Fault::new(fault::INVALID_REQUEST, format!("limit {} must be positive", call.limit)))?;
-        Ok(batch::encode(&self.store.page_from(call.start_key, limit)))
+        Ok(batch::encode(&self.store.read().page_from(call.start_key, limit)))
     }
 }

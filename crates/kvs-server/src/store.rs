@@ -1,90 +1,196 @@
-//! The replica's key-value pairs, each with the version that wrote it.
+//! The replica's key-value pairs, kept dense: 8 bytes per settled pair.
 //!
-//! Writes from the frontend carry versions (its sequence numbers) and a key
-//! keeps the highest-versioned value it has seen, so the order in which
-//! batches and snapshot chunks arrive does not matter. Sharded (DashMap), so
-//! concurrent batches and reads do not serialise on one lock.
+//! Every replicated write carries a version (the frontend's sequence
+//! number), and a key keeps the highest-versioned value it has seen, so
+//! snapshot chunks and live writes may arrive in any order during a
+//! catch-up. Versions only matter while such reorderings are possible. The
+//! frontend therefore tells the server a *stable point* with each batch: the
+//! server has now been sent every write at or below it, and never will be
+//! sent an older one again. The store keeps two parts:
+//!
+//! - `settled`: pairs whose last write is at or below the stable point, as a
+//!   key-sorted `Vec<(Key, Value)>` with no version (their version is only
+//!   known to be ≤ `stable`);
+//! - `recent`: pairs written above the stable point (or before any stable
+//!   point is known, i.e. during a catch-up), with their versions.
+//!
+//! A write to a settled key with a version at or below `stable` is older
+//! than what the key holds (the server has had every write up to `stable`)
+//! and is dropped. Once `recent` grows past a fraction of `settled`, its
+//! entries at or below `stable` are merged into `settled`. `dumpState`
+//! reports settled pairs with `stable` as their version — an upper bound
+//! that is still correct for the highest-version-wins merge of a frontend
+//! recovering from several servers, because a server whose stable point is
+//! `s` holds the newest write of every key among all writes up to `s`.
 
-use dashmap::DashMap;
+use std::collections::HashMap;
+
 use kvs_proto::{Entry, Key, Value};
 
-/// A value and the version of the write that set it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Versioned {
-    value: Value,
-    version: u64,
-}
+/// `recent` is merged into `settled` once it holds more than this many
+/// pairs and more than [`MERGE_FRACTION`] of `settled`.
+const MERGE_MIN: usize = 4096;
+/// See [`MERGE_MIN`]: `recent` may hold up to `settled / MERGE_FRACTION`.
+const MERGE_FRACTION: usize = 16;
 
 /// The replica's state.
 #[derive(Debug, Default)]
 pub struct Store {
-    pairs: DashMap<Key, Versioned>,
+    settled: Vec<(Key, Value)>,
+    recent: HashMap<Key, (Value, u64)>,
+    /// Every write at or below this version has been received.
+    stable: u64,
+    /// `stable` at the last merge, so a merge is tried only when it can move something.
+    merged_at: u64,
 }
 
 impl Store {
     /// Applies one replicated write if it is newer than what the key holds.
-    pub fn apply(&self, entry: Entry) {
-        let incoming = Versioned {
-            value: entry.value,
-            version: entry.version,
-        };
-        self.pairs
-            .entry(entry.key)
-            .and_modify(|current| {
-                if incoming.version > current.version {
-                    *current = incoming;
-                }
-            })
-            .or_insert(incoming);
+    pub fn apply(&mut self, entry: Entry) {
+        if let Some(current) = self.recent.get_mut(&entry.key) {
+            if entry.version > current.1 {
+                *current = (entry.value, entry.version);
+            }
+            return;
+        }
+        if self.settled_index(entry.key).is_ok() && entry.version <= self.stable {
+            return;
+        }
+        self.recent.insert(entry.key, (entry.value, entry.version));
+    }
+
+    /// Records that every write at or below `stable` has been received, and
+    /// merges settled writes out of `recent` when it has grown.
+    pub fn settle(&mut self, stable: u64) {
+        self.stable = self.stable.max(stable);
+        let limit = MERGE_MIN.max(self.settled.len() / MERGE_FRACTION);
+        if self.recent.len() > limit && self.stable > self.merged_at {
+            self.merge();
+        }
     }
 
     /// A local write (the course skeleton's `put`): it keeps the key's
     /// version, so any later replicated write still replaces it.
-    pub fn put_local(&self, key: Key, value: Value) {
-        self.pairs
-            .entry(key)
-            .and_modify(|current| current.value = value)
-            .or_insert(Versioned { value, version: 0 });
+    pub fn put_local(&mut self, key: Key, value: Value) {
+        if let Some(current) = self.recent.get_mut(&key) {
+            current.0 = value;
+        } else if let Ok(index) = self.settled_index(key) {
+            self.settled[index].1 = value;
+        } else {
+            self.recent.insert(key, (value, 0));
+        }
     }
 
     pub fn get(&self, key: Key) -> Option<Value> {
-        self.pairs.get(&key).map(|v| v.value)
+        match self.recent.get(&key) {
+            Some((value, _)) => Some(*value),
+            None => self.settled_index(key).ok().map(|index| self.settled[index].1),
+        }
     }
 
-    /// Drops every pair; returns how many there were.
-    pub fn clear(&self) -> usize {
-        let dropped = self.pairs.len();
-        self.pairs.clear();
+    /// How many keys the store holds (a recent write may shadow a settled pair).
+    pub fn len(&self) -> usize {
+        let shadowing = self
+            .recent
+            .keys()
+            .filter(|key| self.settled_index(**key).is_ok())
+            .count();
+        self.settled.len() + self.recent.len() - shadowing
+    }
+
+    /// Drops every pair and forgets the stable point (a catch-up follows);
+    /// returns how many pairs there were.
+    pub fn clear(&mut self) -> usize {
+        let dropped = self.len();
+        *self = Store::default();
         dropped
     }
 
     /// Up to `limit` versioned pairs with key ≥ `start`, ordered by key.
     pub fn page_from(&self, start: Key, limit: usize) -> Vec<Entry> {
-        let mut page: Vec<Entry> = self
-            .pairs
+        let first = self.settled.partition_point(|(key, _)| *key < start);
+        let settled = self.settled[first..].iter().take(limit).map(|&(key, value)| Entry {
+            key,
+            value,
+            version: self.stable,
+        });
+        let mut recent: Vec<Entry> = self
+            .recent
             .iter()
-            .filter(|pair| *pair.key() >= start)
-            .map(|pair| Entry {
-                key: *pair.key(),
-                value: pair.value().value,
-                version: pair.value().version,
-            })
+            .filter(|(key, _)| **key >= start)
+            .map(|(&key, &(value, version))| Entry { key, value, version })
             .collect();
-        if page.len() > limit {
+        if recent.len() > limit {
             // Keep the `limit` smallest keys without sorting the rest.
-            page.select_nth_unstable_by_key(limit, |entry| entry.key);
-            page.truncate(limit);
+            recent.select_nth_unstable_by_key(limit, |entry| entry.key);
+            recent.truncate(limit);
         }
-        page.sort_unstable_by_key(|entry| entry.key);
+        recent.sort_unstable_by_key(|entry| entry.key);
+        let mut page = merge_sorted(settled, recent.into_iter(), |entry| entry.key);
+        page.truncate(limit);
         page
     }
 
     /// Every pair, ordered by key.
     pub fn sorted_pairs(&self) -> Vec<(Key, Value)> {
-        let mut pairs: Vec<(Key, Value)> = self.pairs.iter().map(|e| (*e.key(), e.value().value)).collect();
-        pairs.sort_unstable_by_key(|(key, _)| *key);
-        pairs
+        let recent = self.sorted_recent().into_iter().map(|(key, (value, _))| (key, value));
+        merge_sorted(self.settled.iter().copied(), recent, |(key, _)| *key)
     }
+
+    fn settled_index(&self, key: Key) -> Result<usize, usize> {
+        self.settled.binary_search_by_key(&key, |(k, _)| *k)
+    }
+
+    fn sorted_recent(&self) -> Vec<(Key, (Value, u64))> {
+        let mut recent: Vec<_> = self.recent.iter().map(|(k, v)| (*k, *v)).collect();
+        recent.sort_unstable_by_key(|(key, _)| *key);
+        recent
+    }
+
+    /// Moves every recent pair at or below the stable point into `settled`.
+    fn merge(&mut self) {
+        let stable = self.stable;
+        let mut moving: Vec<(Key, Value)> = Vec::new();
+        self.recent.retain(|&key, &mut (value, version)| {
+            let settles = version <= stable;
+            if settles {
+                moving.push((key, value));
+            }
+            !settles
+        });
+        moving.sort_unstable_by_key(|(key, _)| *key);
+        let old = std::mem::take(&mut self.settled);
+        // A key in both comes from `moving` (recent is newer than settled).
+        let mut merged = Vec::with_capacity(old.len() + moving.len());
+        let mut old = old.into_iter().peekable();
+        for pair in moving {
+            while let Some(settled) = old.next_if(|(key, _)| *key < pair.0) {
+                merged.push(settled);
+            }
+            old.next_if(|(key, _)| *key == pair.0);
+            merged.push(pair);
+        }
+        merged.extend(old);
+        self.settled = merged;
+        self.recent.shrink_to_fit();
+        self.merged_at = stable;
+    }
+}
+
+/// Merges two key-sorted runs with distinct keys within each; on a tie the
+/// item from `b` wins.
+fn merge_sorted<T, K: Ord>(a: impl Iterator<Item = T>, b: impl Iterator<Item = T>, key: impl Fn(&T) -> K) -> Vec<T> {
+    let mut out = Vec::new();
+    let mut a = a.peekable();
+    for item in b {
+        while let Some(earlier) = a.next_if(|x| key(x) < key(&item)) {
+            out.push(earlier);
+        }
+        a.next_if(|x| key(x) == key(&item));
+        out.push(item);
+    }
+    out.extend(a);
+    out
 }
 
 #[cfg(test)]
@@ -95,9 +201,19 @@ mod tests {
         Entry { key, value, version }
     }
 
+    /// A store whose keys `0..n` are settled at `stable`.
+    fn settled_store(n: i32, stable: u64) -> Store {
+        let mut store = Store::default();
+        for key in 0..n {
+            store.apply(entry(key, key, stable));
+        }
+        store.settle(stable);
+        store
+    }
+
     #[test]
     fn newer_version_wins_whatever_the_arrival_order() {
-        let store = Store::default();
+        let mut store = Store::default();
         store.apply(entry(1, 20, 2));
         store.apply(entry(1, 10, 1));
         assert_eq!(store.get(1), Some(20));
@@ -106,32 +222,82 @@ mod tests {
     }
 
     #[test]
+    fn large_recent_part_is_merged_and_stays_readable() {
+        let store = settled_store(10_000, 50);
+        assert!(store.recent.is_empty(), "everything at or below 50 settled");
+        assert_eq!(store.settled.len(), 10_000);
+        assert_eq!(store.get(9_999), Some(9_999));
+        assert_eq!(store.get(10_000), None);
+    }
+
+    #[test]
+    fn settled_key_ignores_older_and_takes_newer_writes() {
+        let mut store = settled_store(5_000, 50);
+        store.apply(entry(7, -1, 40));
+        assert_eq!(store.get(7), Some(7), "a write below the stable point is older");
+        store.apply(entry(7, 700, 60));
+        assert_eq!(store.get(7), Some(700));
+        store.apply(entry(7, 650, 55));
+        assert_eq!(store.get(7), Some(700));
+    }
+
+    #[test]
+    fn writes_above_the_stable_point_stay_versioned_through_a_merge() {
+        let mut store = settled_store(5_000, 50);
+        for key in 0..5_000 {
+            store.apply(entry(key, key + 1, 100 + key as u64));
+        }
+        store.settle(2_000);
+        assert_eq!(store.recent.len(), 3_099, "versions above 2000 stay versioned");
+        assert_eq!(store.get(1_899), Some(1_900));
+        assert_eq!(store.get(4_999), Some(5_000));
+        store.apply(entry(4_999, 0, 1_000));
+        assert_eq!(store.get(4_999), Some(5_000), "still compared by version");
+    }
+
+    #[test]
     fn local_put_is_replaced_by_a_replicated_write() {
-        let store = Store::default();
+        let mut store = Store::default();
         store.put_local(5, 1);
         assert_eq!(store.get(5), Some(1));
         store.apply(entry(5, 2, 1));
         assert_eq!(store.get(5), Some(2));
+        let mut store = settled_store(5_000, 50);
+        store.put_local(5, -5);
+        assert_eq!(store.get(5), Some(-5));
     }
 
     #[test]
-    fn pages_cover_every_pair_once() {
-        let store = Store::default();
-        for key in (0..10).rev() {
-            store.apply(entry(key, key, 7));
+    fn pages_cover_every_pair_once_across_both_parts() {
+        let mut store = settled_store(5_000, 50);
+        store.apply(entry(-3, 3, 60));
+        store.apply(entry(10, 100, 61));
+        store.apply(entry(9_000, 9, 62));
+        let mut seen = Vec::new();
+        let mut start = Key::MIN;
+        loop {
+            let page = store.page_from(start, 777);
+            seen.extend(page.iter().map(|e| (e.key, e.value, e.version)));
+            match page.last() {
+                Some(last) if page.len() == 777 => start = last.key + 1,
+                _ => break,
+            }
         }
-        let first = store.page_from(i32::MIN, 4);
-        assert_eq!(first.iter().map(|e| e.key).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
-        let rest = store.page_from(4, 100);
-        assert_eq!(rest.len(), 6);
-        assert!(rest.iter().all(|e| e.version == 7));
-        assert_eq!(store.clear(), 10);
-        assert!(store.page_from(i32::MIN, 10).is_empty());
+        assert_eq!(seen.len(), 5_002);
+        assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "ordered, no repeats");
+        assert!(seen.contains(&(-3, 3, 60)));
+        assert!(seen.contains(&(10, 100, 61)));
+        assert!(seen.contains(&(11, 11, 50)), "settled pairs report the stable point");
+        assert_eq!(store.sorted_pairs().len(), 5_002);
+        assert_eq!(store.clear(), 5_002);
+        assert!(store.page_from(Key::MIN, 10).is_empty());
+        store.apply(entry(10, 1, 1));
+        assert_eq!(store.get(10), Some(1), "a cleared store forgets its stable point");
     }
 
     #[test]
     fn pairs_come_out_ordered() {
-        let store = Store::default();
+        let mut store = Store::default();
         for key in [3, -1, 2] {
             store.apply(entry(key, key * 10, 1));
         }

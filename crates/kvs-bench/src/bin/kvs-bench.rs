@@ -132,10 +132,12 @@ async fn run_footprint(args: FootprintArgs) -> ExitCode {
                 server / RAW_PAIR_BYTES
             );
             println!(
-                "  catch-up: addServer of an empty server took {:.2} s; it then held all {} pairs ({} KiB resident)",
+                "  catch-up: addServer of an empty server took {:.2} s; it then held all {} pairs ({} KiB resident, {} KiB {:.0} s later)",
                 f.catch_up.as_secs_f64(),
                 f.keys,
-                f.added_server_kib
+                f.added_server_kib.0,
+                f.added_server_kib.1,
+                footprint::SETTLE_WAIT.as_secs_f64()
             );
             ExitCode::SUCCESS
         }

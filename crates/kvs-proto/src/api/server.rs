@@ -28,9 +28,9 @@ rpc_method! {
     ShutdownServer = "shutdownServer"() -> String
 }
 rpc_method! {
-    /// Applies a batch of versioned writes (see [`crate::batch`]); each entry
-    /// replaces the key's value only if its version is newer. Replies the
-    /// number of entries decoded.
+    /// Applies a batch of versioned writes and records its stable point (see
+    /// [`crate::batch`]); each entry replaces the key's value only if its
+    /// version is newer. Replies the number of entries decoded.
     ApplyBatch = "applyBatch"(entries: Vec<u8>) -> i32
 }
 rpc_method! {
