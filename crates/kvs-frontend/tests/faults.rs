@@ -282,3 +282,71 @@ async fn http_get(base: &str, path: &str) -> Result<String, Box<dyn std::error::
     }
     Ok(body.to_owned())
 }
+
+/// Writes `value_of(key)` to every key in `keys`, over 8 connections.
+async fn write_all(
+    url: &str,
+    keys: impl Iterator<Item = i32>,
+    value_of: impl Fn(i32) -> i32 + Copy + Send + 'static,
+) -> TestResult {
+    let keys: Arc<Vec<i32>> = Arc::new(keys.collect());
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let (url, keys) = (url.to_owned(), Arc::clone(&keys));
+            tokio::spawn(async move {
+                let frontend = FrontendClient::new(&url, Some(Duration::from_secs(5)))?;
+                for &key in keys.iter().skip(w).step_by(8) {
+                    frontend.put(key, value_of(key)).await?;
+                }
+                Ok::<_, kvs_proto::RpcError>(())
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await??;
+    }
+    Ok(())
+}
+
+/// Enough keys that the servers settle most pairs (dropping their versions),
+/// then a frontend crash (recovery reads settled pairs back with `dumpState`),
+/// a new server (catch-up) and more overwrites: every replica ends equal to
+/// what was acknowledged.
+#[tokio::test]
+async fn settled_pairs_survive_frontend_recovery_and_catch_up() -> TestResult {
+    const KEYS: i32 = 20_000;
+    let data_dir = std::env::temp_dir().join(format!("kvs-frontend-settled-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let data_arg = data_dir.to_string_lossy().into_owned();
+    let mut cluster = start(2, &["--data-dir", &data_arg]).await;
+    let url = cluster.frontend_url();
+    write_all(&url, 0..KEYS, |k| k).await?;
+    let second = |k: i32| if k % 7 == 0 { k + 1_000_000 } else { k };
+    write_all(&url, 0..KEYS, second).await?;
+    cluster.kill_frontend().await?;
+    cluster.start_frontend().await?;
+    let id = cluster.add_server().await?;
+    let expected = reply::pair_lines((0..KEYS).map(|k| (k, second(k))));
+    for server in [0, 1, id] {
+        assert!(
+            server_pairs(&cluster, server).await? == expected,
+            "server {server} differs after recovery"
+        );
+    }
+    let last = move |k: i32| if k % 11 == 0 { -k } else { second(k) };
+    let url = cluster.frontend_url();
+    write_all(&url, (0..KEYS).filter(|k| k % 11 == 0), last).await?;
+    let expected = reply::pair_lines((0..KEYS).map(|k| (k, last(k))));
+    for server in [0, 1, id] {
+        assert!(
+            server_pairs(&cluster, server).await? == expected,
+            "server {server} differs"
+        );
+    }
+    let frontend = cluster.frontend()?;
+    for key in [0, 7, 11, 77, KEYS - 1] {
+        assert_eq!(frontend.get(key).await?, reply::pair(key, last(key)));
+    }
+    let _ = std::fs::remove_dir_all(&data_dir);
+    Ok(())
+}
