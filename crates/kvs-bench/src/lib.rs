@@ -6,7 +6,7 @@
 //!   them down with real signals;
 //! - [`load`]: the load generator (YCSB A–F and the course mix over
 //!   [`workload`]'s generators, closed or open loop, over kvs-proto's client
-//!   or the leaner [`raw_client`]);
+//!   or the leaner [`raw_client`]; open loop paced by [`pacer`]);
 //! - [`floor`]: the constant-body XML-RPC responder, the floor to compare with;
 //! - [`compare`]: kvs vs the Python seed design ([`baseline`]) vs the floor,
 //!   with [`results`] (medians, ratios, verdicts, tables), [`cpu`] (where
@@ -29,6 +29,7 @@ pub mod floor;
 pub mod footprint;
 pub mod history;
 pub mod load;
+pub mod pacer;
 pub mod plot;
 pub mod procs;
 pub mod raw_client;

@@ -5,8 +5,9 @@
 //! - **Closed loop** (the default): every connection issues its next
 //!   operation as soon as the previous one returns; latency is measured from
 //!   the moment the operation is sent.
-//! - **Open loop** (`rate`): a pacing thread schedules intended start times
-//!   at a fixed rate and the connections take them in order; latency is
+//! - **Open loop** (`rate`): a pacing thread ([`crate::pacer`]) releases
+//!   intended start times at a fixed rate and the connections take them in
+//!   order; latency is
 //!   measured from the *intended* start, so a server that falls behind is
 //!   charged for the queueing it causes (no coordinated omission).
 //!
@@ -33,9 +34,9 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use tokio::sync::{Mutex, mpsc};
 
 use crate::cpu::CpuUse;
+use crate::pacer;
 use crate::raw_client::{RawClient, RawError};
 use crate::workload::{Distribution, InsertSequence, KeyChooser, Mix, OpKind, Workload};
 
@@ -666,19 +667,19 @@ async fn open_loop(
     shared: &Arc<Shared>,
     rate: f64,
 ) -> Result<Recorder, LoadError> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let pacer = spawn_pacer(Arc::clone(shared), rate, tx);
-    let rx = Arc::new(Mutex::new(rx));
+    let admit = {
+        let shared = Arc::clone(shared);
+        move |intended: Instant| intended < shared.end && (intended < shared.measure_from || shared.take_budget())
+    };
+    let (pacer, pacing) = pacer::spawn(rate, clients.len(), admit);
     let mut tasks = Vec::with_capacity(clients.len());
     for (index, mut client) in clients.into_iter().enumerate() {
-        let (shared, rx) = (Arc::clone(shared), Arc::clone(&rx));
+        let (shared, pacer) = (Arc::clone(shared), Arc::clone(&pacer));
         let seed = worker_seed(spec.seed, index);
         tasks.push(tokio::spawn(async move {
             let mut rng = SmallRng::seed_from_u64(seed);
             let mut recorder = Recorder::new()?;
-            loop {
-                let next = rx.lock().await.recv().await;
-                let Some(intended) = next else { break };
+            while let Some(intended) = pacer.next().await {
                 if Instant::now() >= shared.drain_deadline {
                     let missed = Outcome::Failed("not started before the deadline (target too slow)".into());
                     recorder.record(OpKind::Read, intended, Instant::now(), missed);
@@ -690,31 +691,10 @@ async fn open_loop(
         }));
     }
     let recorder = join_all(tasks).await;
-    pacer
+    pacing
         .join()
         .map_err(|_| LoadError::Task("the pacing thread panicked".into()))?;
     recorder
-}
-
-/// A thread (OS timers are finer than tokio's 1 ms wheel) that sends the
-/// intended start time of operation i, `start + i / rate`, at that time.
-fn spawn_pacer(shared: Arc<Shared>, rate: f64, tx: mpsc::UnboundedSender<Instant>) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let start = Instant::now();
-        for index in 0u64.. {
-            let intended = start + Duration::from_secs_f64(index as f64 / rate);
-            if intended >= shared.end || (intended >= shared.measure_from && !shared.take_budget()) {
-                break;
-            }
-            let now = Instant::now();
-            if intended > now {
-                std::thread::sleep(intended - now);
-            }
-            if tx.send(intended).is_err() {
-                break;
-            }
-        }
-    })
 }
 
 #[cfg(test)]

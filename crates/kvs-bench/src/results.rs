@@ -395,12 +395,47 @@ fn percent(value: Option<f64>) -> String {
 /// The medians as a Markdown table: one row per system and server count,
 /// throughput and p50/p99/p99.9 (ms) per bench.
 pub fn format_medians(medians: &Medians, benches: &[Bench]) -> String {
+    let columns = |b: &str| {
+        vec![
+            format!("{b} ops/s"),
+            format!("{b} p50"),
+            format!("{b} p99"),
+            format!("{b} p99.9"),
+        ]
+    };
+    per_system_table(medians, benches, columns, |stat| match stat {
+        Some(s) => {
+            let errors = if s.errors > 0 {
+                format!(" ({} err)", s.errors)
+            } else {
+                String::new()
+            };
+            vec![
+                format!("{}{errors}", thousands(s.throughput)),
+                millis(s.p50_us),
+                millis(s.p99_us),
+                millis(s.p999_us),
+            ]
+        }
+        None => vec!["-".to_owned(); 4],
+    })
+}
+
+/// A Markdown table with one row per (system, server count) and, for each
+/// bench, the columns `columns(bench name)` filled by `cells(its median)`.
+fn per_system_table(
+    medians: &Medians,
+    benches: &[Bench],
+    columns: impl Fn(&str) -> Vec<String>,
+    cells: impl Fn(Option<&Stat>) -> Vec<String>,
+) -> String {
     let mut out = String::from("| system | servers |");
     let mut rule = String::from("|---|---:|");
     for bench in benches {
-        let b = bench.name();
-        let _ = write!(out, " {b} ops/s | {b} p50 | {b} p99 | {b} p99.9 |");
-        rule.push_str("---:|---:|---:|---:|");
+        for column in columns(bench.name()) {
+            let _ = write!(out, " {column} |");
+            rule.push_str("---:|");
+        }
     }
     out.push('\n');
     out.push_str(&rule);
@@ -415,23 +450,8 @@ pub fn format_medians(medians: &Medians, benches: &[Bench]) -> String {
         };
         let _ = write!(out, "| {} | {count} |", system.name());
         for bench in benches {
-            match medians.get(&(system, servers, *bench)) {
-                Some(s) => {
-                    let errors = if s.errors > 0 {
-                        format!(" ({} err)", s.errors)
-                    } else {
-                        String::new()
-                    };
-                    let _ = write!(
-                        out,
-                        " {}{errors} | {} | {} | {} |",
-                        thousands(s.throughput),
-                        millis(s.p50_us),
-                        millis(s.p99_us),
-                        millis(s.p999_us)
-                    );
-                }
-                None => out.push_str(" - | - | - | - |"),
+            for cell in cells(medians.get(&(system, servers, *bench))) {
+                let _ = write!(out, " {cell} |");
             }
         }
         out.push('\n');
@@ -471,35 +491,13 @@ pub fn format_ratios(rows: &[RatioRow], benches: &[Bench]) -> String {
 /// Cores used by the generator, the target and everything else during each
 /// run (medians), as a Markdown table.
 pub fn format_cpu(medians: &Medians, benches: &[Bench]) -> String {
-    let mut out = String::from("| system | servers |");
-    let mut rule = String::from("|---|---:|");
-    for bench in benches {
-        let _ = write!(out, " {} generator / target / other |", bench.name());
-        rule.push_str("---:|");
-    }
-    out.push('\n');
-    out.push_str(&rule);
-    out.push('\n');
-    let mut rows: Vec<(System, usize)> = medians.keys().map(|(s, n, _)| (*s, *n)).collect();
-    rows.dedup();
-    for (system, servers) in rows {
-        let count = if system == System::Floor {
-            "-".to_owned()
-        } else {
-            servers.to_string()
-        };
-        let _ = write!(out, "| {} | {count} |", system.name());
-        for bench in benches {
-            match medians.get(&(system, servers, *bench)).and_then(|s| s.cpu) {
-                Some(c) => {
-                    let _ = write!(out, " {:.2} / {:.2} / {:.2} |", c.generator, c.target, c.other);
-                }
-                None => out.push_str(" - |"),
-            }
-        }
-        out.push('\n');
-    }
-    out
+    let columns = |b: &str| vec![format!("{b} generator / target / other")];
+    per_system_table(medians, benches, columns, |stat| {
+        vec![match stat.and_then(|s| s.cpu) {
+            Some(c) => format!("{:.2} / {:.2} / {:.2}", c.generator, c.target, c.other),
+            None => "-".to_owned(),
+        }]
+    })
 }
 
 /// The verdicts, one line each.

@@ -190,6 +190,7 @@ impl ReplicationLog {
         let mut commits = self.commits.subscribe();
         // The stable point the server was last told (see `Batch::stable`).
         let mut told_stable = 0;
+        let mut lingered = false;
         loop {
             let (batch, ahead_of, settled) = {
                 let state = self.state.lock();
@@ -213,6 +214,14 @@ impl ReplicationLog {
                 }
                 continue;
             }
+            if !batch.is_empty() && batch.len() < self.max_batch && !lingered {
+                // Let the puts already accepted by this process append
+                // theirs first: one call then carries them all.
+                lingered = true;
+                tokio::task::yield_now().await;
+                continue;
+            }
+            lingered = false;
             let Some(last) = batch.last().map(|entry| entry.version) else {
                 if let Some(acked) = settled.filter(|acked| *acked > told_stable) {
                     // Idle after a catch-up or recovery: tell the stable point
