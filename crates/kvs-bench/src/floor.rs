@@ -13,20 +13,10 @@ use axum::body::Bytes;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use thiserror::Error;
-use tokio::net::TcpListener;
+use kvs_proto::process::{self, ProcessError};
 
 /// The one reply: a `get` answer as kvs would give it, for the key and value 0.
 pub const RESPONSE: &str = "<?xml version=\"1.0\"?><methodResponse><params><param><value><string>0:0</string></value></param></params></methodResponse>";
-
-/// Why the floor could not serve.
-#[derive(Debug, Error)]
-pub enum FloorError {
-    #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
-    #[error("serving failed: {0}")]
-    Serve(std::io::Error),
-}
 
 async fn constant(_body: Bytes) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/xml")], RESPONSE)
@@ -41,14 +31,9 @@ pub fn router() -> Router {
 }
 
 /// Serves the floor on `bind:port` until SIGTERM or SIGINT.
-pub async fn serve(bind: IpAddr, port: u16) -> Result<(), FloorError> {
-    let addr = SocketAddr::new(bind, port);
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| FloorError::Bind { addr, source })?;
-    kvs_proto::process::serve_until(listener, router(), kvs_proto::process::shutdown_signal())
-        .await
-        .map_err(FloorError::Serve)
+pub async fn serve(bind: IpAddr, port: u16) -> Result<(), ProcessError> {
+    let listener = process::listen(SocketAddr::new(bind, port)).await?;
+    process::serve_until(listener, router(), process::shutdown_signal()).await
 }
 
 #[cfg(test)]

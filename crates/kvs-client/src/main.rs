@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use clap::Parser;
 use dxr::Fault;
-use kvs_proto::addr::{CLIENT_PORT_BASE, DEFAULT_FRONTEND_URL, port_for};
+use kvs_proto::addr::{CLIENT_PORT_BASE, DEFAULT_FRONTEND_URL};
 use kvs_proto::api::proxy::{Get, Put};
+use kvs_proto::process::{self, ProcessError};
 use kvs_proto::serve::{Handle, Methods};
-use kvs_proto::{FrontendClient, RpcError, fault, process};
-use tokio::net::TcpListener;
+use kvs_proto::{FrontendClient, RpcError, fault};
+use thiserror::Error;
 
 /// The kvs client proxy.
 #[derive(Debug, Parser)]
@@ -64,38 +65,38 @@ fn pass_through(error: RpcError) -> Fault {
     }
 }
 
+/// Why the proxy could not start or stopped serving.
+#[derive(Debug, Error)]
+enum ProxyError {
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error("cannot use frontend {url}: {source}")]
+    Frontend { url: String, source: RpcError },
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     process::init_logging();
-    match run(Args::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            tracing::error!("{message}");
-            ExitCode::FAILURE
-        }
-    }
+    process::exit_code(run(Args::parse()).await)
 }
 
-async fn run(args: Args) -> Result<(), String> {
-    let port = match args.port {
-        Some(port) => port,
-        None => port_for(CLIENT_PORT_BASE, args.id)
-            .ok_or_else(|| format!("client id {} gives no valid port; pass --port", args.id))?,
-    };
+async fn run(args: Args) -> Result<(), ProxyError> {
+    let port = process::port_or_default(args.port, CLIENT_PORT_BASE, args.id, "client")?;
     let frontend =
-        FrontendClient::new(&args.frontend, Some(Duration::from_millis(args.timeout_ms))).map_err(|e| e.to_string())?;
+        FrontendClient::new(&args.frontend, Some(Duration::from_millis(args.timeout_ms))).map_err(|source| {
+            ProxyError::Frontend {
+                url: args.frontend.clone(),
+                source,
+            }
+        })?;
     let proxy = Arc::new(Proxy { frontend });
     let router = Methods::new()
         .method::<Put, _>(&proxy)
         .method::<Get, _>(&proxy)
         .into_router();
     let addr = SocketAddr::new(args.bind, port);
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let listener = process::listen(addr).await?;
     tracing::info!(id = args.id, %addr, frontend = %args.frontend, "client proxy listening");
-    process::serve_until(listener, router, process::shutdown_signal())
-        .await
-        .map_err(|e| format!("serving failed: {e}"))?;
+    process::serve_until(listener, router, process::shutdown_signal()).await?;
     Ok(())
 }

@@ -23,12 +23,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use kvs_proto::process;
-use tokio::net::TcpListener;
+use kvs_proto::process::{self, ProcessError};
+use thiserror::Error;
 
 use crate::committed::Committed;
 use crate::config::Config;
-use crate::durable::DataDir;
+use crate::durable::{DataDir, DurableError};
+use crate::recovery::RecoveryError;
 use crate::service::Frontend;
 use tokio::sync::Notify;
 
@@ -37,35 +38,37 @@ use tokio::sync::Notify;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Why the frontend could not start or stopped serving.
+#[derive(Debug, Error)]
+enum FrontendError {
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error(transparent)]
+    DataDir(#[from] DurableError),
+    #[error(transparent)]
+    Recovery(#[from] RecoveryError),
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     process::init_logging();
-    let config = Config::parse();
-    match run(config).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            tracing::error!("{message}");
-            ExitCode::FAILURE
-        }
-    }
+    process::exit_code(run(Config::parse()).await)
 }
 
-async fn run(config: Config) -> Result<(), String> {
+async fn run(config: Config) -> Result<(), FrontendError> {
     let addr = SocketAddr::new(config.bind, config.port);
     let frontend = match &config.data_dir {
         Some(dir) => {
-            let data = DataDir::open(dir).map_err(|e| e.to_string())?;
+            let data = DataDir::open(dir)?;
             tokio::select! {
-                recovered = Frontend::recover(config.clone(), data) => recovered.map_err(|e| e.to_string())?,
+                recovered = Frontend::recover(config.clone(), data) => recovered?,
                 () = process::shutdown_signal() => return Ok(()),
             }
         }
         None => Frontend::new(config.clone(), 0, Arc::new(Committed::default()), None),
     };
     let frontend = Arc::new(frontend);
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let listener = process::listen(addr).await?;
     tracing::info!(%addr, servers = %config.server_url, "frontend listening");
 
     let stop = Arc::new(Notify::new());
@@ -85,7 +88,7 @@ async fn run(config: Config) -> Result<(), String> {
     .await;
     stop.notify_one();
     let _ = detector.await;
-    served.map_err(|e| format!("serving failed: {e}"))?;
+    served?;
     tracing::info!("frontend stopped");
     Ok(())
 }

@@ -1,14 +1,61 @@
 //! What every kvs process shares around serving: logging set-up, the
-//! shutdown signals, and serving a router until told to stop.
+//! shutdown signals, the listening socket, serving a router until told to
+//! stop, and the exit code of a process that failed.
 
+use std::fmt::Display;
 use std::future::Future;
 use std::io::{self, IsTerminal};
+use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use axum::Router;
 use axum::serve::ListenerExt;
+use thiserror::Error;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
+
+use crate::addr::port_for;
+
+/// Why a process could not start, or stopped serving.
+#[derive(Debug, Error)]
+pub enum ProcessError {
+    #[error("{role} id {id} gives no valid port; pass --port")]
+    NoPort { role: &'static str, id: i32 },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: io::Error },
+    #[error("cannot start the runtime: {0}")]
+    Runtime(io::Error),
+    #[error("serving failed: {0}")]
+    Serve(io::Error),
+}
+
+/// `port` if given, else `base + id` (a `role` such as "server" names the
+/// id in the error).
+pub fn port_or_default(port: Option<u16>, base: u16, id: i32, role: &'static str) -> Result<u16, ProcessError> {
+    match port {
+        Some(port) => Ok(port),
+        None => port_for(base, id).ok_or(ProcessError::NoPort { role, id }),
+    }
+}
+
+/// Binds the listening socket.
+pub async fn listen(addr: SocketAddr) -> Result<TcpListener, ProcessError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ProcessError::Listen { addr, source })
+}
+
+/// The exit code of a process that ran to `outcome`; a failure is logged.
+pub fn exit_code(outcome: Result<(), impl Display>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// How long in-flight requests may take to finish once shutdown begins.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -58,7 +105,7 @@ pub async fn serve_until(
     listener: TcpListener,
     router: Router,
     stop: impl Future<Output = ()> + Send + 'static,
-) -> io::Result<()> {
+) -> Result<(), ProcessError> {
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     let stop = async move {
         stop.await;
@@ -77,7 +124,7 @@ pub async fn serve_until(
         }
     };
     tokio::select! {
-        result = server => result,
+        result = server => result.map_err(ProcessError::Serve),
         () = deadline => Ok(()),
     }
 }

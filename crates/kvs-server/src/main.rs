@@ -12,9 +12,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use kvs_proto::addr::{SERVER_PORT_BASE, port_for};
-use kvs_proto::process;
-use tokio::net::TcpListener;
+use kvs_proto::addr::SERVER_PORT_BASE;
+use kvs_proto::process::{self, ProcessError};
 
 use crate::service::ReplicaService;
 
@@ -48,29 +47,17 @@ fn main() -> ExitCode {
             .enable_all()
             .build(),
     };
-    let outcome = match runtime {
-        Ok(runtime) => runtime.block_on(run(args)),
-        Err(error) => Err(format!("cannot start the runtime: {error}")),
-    };
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            tracing::error!("{message}");
-            ExitCode::FAILURE
-        }
-    }
+    process::exit_code(
+        runtime
+            .map_err(ProcessError::Runtime)
+            .and_then(|runtime| runtime.block_on(run(args))),
+    )
 }
 
-async fn run(args: Args) -> Result<(), String> {
-    let port = match args.port {
-        Some(port) => port,
-        None => port_for(SERVER_PORT_BASE, args.id)
-            .ok_or_else(|| format!("server id {} gives no valid port; pass --port", args.id))?,
-    };
+async fn run(args: Args) -> Result<(), ProcessError> {
+    let port = process::port_or_default(args.port, SERVER_PORT_BASE, args.id, "server")?;
     let addr = SocketAddr::new(args.bind, port);
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let listener = process::listen(addr).await?;
     let service = Arc::new(ReplicaService::new(args.id));
     let router = service::methods(&service).into_router();
     tracing::info!(id = args.id, %addr, "server listening");
@@ -84,9 +71,7 @@ async fn run(args: Args) -> Result<(), String> {
             }
         }
     };
-    process::serve_until(listener, router, stop)
-        .await
-        .map_err(|e| format!("serving failed: {e}"))?;
+    process::serve_until(listener, router, stop).await?;
     tracing::info!(id = args.id, "server stopped");
     Ok(())
 }
