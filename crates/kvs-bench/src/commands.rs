@@ -99,6 +99,13 @@ impl LoadArgs {
     }
 }
 
+impl LoadArgs {
+    /// The same load without its load phase (`kvs-bench run`).
+    pub fn run_phase_only(self) -> Self {
+        LoadArgs { no_load: true, ..self }
+    }
+}
+
 /// Runs `kvs-bench load`; fails if any operation failed.
 pub async fn load(args: LoadArgs) -> ExitCode {
     let spec = match args.spec() {

@@ -40,6 +40,8 @@ struct Cli {
 enum Command {
     /// Load a frontend: YCSB A–F or the course mix, closed or open loop.
     Load(commands::LoadArgs),
+    /// The run phase alone, on keys an earlier `load` wrote (`load --no-load`).
+    Run(commands::LoadArgs),
     /// Serve a constant XML-RPC reply to every POST: the floor of XML-RPC here.
     Floor(commands::FloorArgs),
     /// kvs (1, 2, 4, 8 servers) vs the Python seed design vs the floor, in one run.
@@ -102,6 +104,7 @@ async fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Check(args) => run_check(args).await,
         Command::Load(args) => commands::load(args).await,
+        Command::Run(args) => commands::load(args.run_phase_only()).await,
         Command::Floor(args) => commands::floor(args).await,
         Command::Compare(args) => commands::compare(args).await,
         Command::Footprint(args) => run_footprint(args).await,
