@@ -42,6 +42,10 @@ pub struct Config {
     /// Most writes shipped to a server in one replication call.
     #[arg(long, default_value_t = 1024)]
     pub max_batch: usize,
+    /// Most replication calls in flight to one server (the one the commit
+    /// point waits for; servers ahead of it wait for the commit point).
+    #[arg(long, default_value_t = 2)]
+    pub pipeline: usize,
     /// Pairs per snapshot chunk sent to a joining server.
     #[arg(long, default_value_t = 4096)]
     pub snapshot_chunk: usize,

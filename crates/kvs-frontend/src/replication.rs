@@ -42,7 +42,9 @@ use std::fmt::Display;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use kvs_proto::{Entry, Key, ServerClient, ServerId, Value};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
+use kvs_proto::{Entry, Key, RpcError, ServerClient, ServerId, Value};
 use parking_lot::Mutex;
 use thiserror::Error;
 use tokio::sync::{Notify, oneshot, watch};
@@ -106,9 +108,20 @@ pub struct ReplicationLog {
     commits: watch::Sender<u64>,
     committed: Arc<Committed>,
     max_batch: usize,
+    /// Most replication calls in flight to one server.
+    pipeline: usize,
     epoch: u64,
     durable: Option<DataDir>,
     shipped: Shipped,
+}
+
+/// How writes are shipped to each server.
+#[derive(Debug, Clone, Copy)]
+pub struct Shipping {
+    /// Most writes in one replication call.
+    pub max_batch: usize,
+    /// Most replication calls in flight to one server.
+    pub pipeline: usize,
 }
 
 /// Replication calls made and entries they carried, for `/metrics`.
@@ -127,7 +140,7 @@ pub struct Registration {
 impl ReplicationLog {
     /// An empty log whose versions start above `epoch << 40`; membership
     /// changes are recorded in `durable` if given.
-    pub fn new(committed: Arc<Committed>, max_batch: usize, epoch: u64, durable: Option<DataDir>) -> Arc<Self> {
+    pub fn new(committed: Arc<Committed>, shipping: Shipping, epoch: u64, durable: Option<DataDir>) -> Arc<Self> {
         let base = epoch << EPOCH_SHIFT;
         let (appended, _) = watch::channel(base);
         let (commits, _) = watch::channel(base);
@@ -146,7 +159,8 @@ impl ReplicationLog {
             appended,
             commits,
             committed,
-            max_batch: max_batch.max(1),
+            max_batch: shipping.max_batch.max(1),
+            pipeline: shipping.pipeline.max(1),
             epoch,
             durable,
             shipped: Shipped::default(),
@@ -178,7 +192,8 @@ impl ReplicationLog {
 
     // ----- 2. ship --------------------------------------------------------
 
-    /// Feeds one member until it fails or leaves.
+    /// Feeds one member until it fails or leaves: up to `pipeline` calls in
+    /// flight, acknowledged strictly in the order they were sent.
     async fn replicate(
         self: Arc<Self>,
         id: ServerId,
@@ -188,83 +203,73 @@ impl ReplicationLog {
     ) {
         let mut appended = self.appended.subscribe();
         let mut commits = self.commits.subscribe();
-        // The stable point the server was last told (see `Batch::stable`).
-        let mut told_stable = 0;
+        let mut in_flight = FuturesOrdered::new();
+        // The last version sent (in flight or acknowledged).
+        let mut sent = 0;
+        // Whether the server has been told a stable point since it joined.
+        let mut told_stable = false;
         let mut lingered = false;
         loop {
-            let (batch, ahead_of, settled) = {
+            // Mark the current values seen first, so a change after the look
+            // at the log below wakes the wait at the bottom.
+            appended.borrow_and_update();
+            commits.borrow_and_update();
+            let (batch, ahead, stable) = {
                 let state = self.state.lock();
                 let Some(member) = state.members.get(id).filter(|m| m.incarnation == incarnation) else {
                     return;
                 };
-                let batch = state.entries_after(member.acked, self.max_batch);
-                let ahead_of = (member.acked > state.commit).then_some(member.acked);
+                sent = sent.max(member.acked);
+                let batch = state.entries_after(sent, self.max_batch);
                 // Once its snapshot is in, the server is sent every write in
-                // order, so all up to what it is sent are stable.
-                (batch, ahead_of, member.has_snapshot().then_some(member.acked))
+                // order, so every write it has acknowledged is stable. (Not
+                // what is in flight: calls may arrive in any order.)
+                let stable = if member.has_snapshot() { member.acked } else { 0 };
+                (batch, sent > state.commit, stable)
             };
-            if let Some(acked) = ahead_of.filter(|_| batch.len() < self.max_batch) {
-                // Lockstep: this server already holds writes the slowest active
-                // server lacks, so sending now would not commit anything sooner.
-                // Wait for the commit point, so every server gets the next
-                // writes in one large call instead of many small ones.
-                tokio::select! {
-                    caught_up = commits.wait_for(|commit| *commit >= acked) => if caught_up.is_err() { return },
-                    () = changed.notified() => {}
-                }
-                continue;
-            }
-            if !batch.is_empty() && batch.len() < self.max_batch && !lingered {
-                // Let the puts already accepted by this process append
-                // theirs first: one call then carries them all.
-                lingered = true;
-                tokio::task::yield_now().await;
-                continue;
-            }
-            lingered = false;
-            let Some(last) = batch.last().map(|entry| entry.version) else {
-                if let Some(acked) = settled.filter(|acked| *acked > told_stable) {
-                    // Idle after a catch-up or recovery: tell the stable point
-                    // alone, so the server can settle what it holds.
-                    match client.apply_batch(acked, &[]).await {
-                        Ok(_) => told_stable = acked,
-                        Err(error) => {
-                            self.fail(id, incarnation, &error);
-                            return;
-                        }
-                    }
+            // Lockstep: a server that already has (or is being sent) writes
+            // the slowest active server lacks gets no more until the commit
+            // point catches up, unless a batch is full: sending now would not
+            // commit anything sooner, and waiting turns many small calls into
+            // one large call per server per commit round.
+            let hold = ahead && batch.len() < self.max_batch;
+            if !batch.is_empty() && !hold && in_flight.len() < self.pipeline {
+                if batch.len() < self.max_batch && !lingered {
+                    // Let the puts already accepted by this process append
+                    // theirs first: one call then carries them all.
+                    lingered = true;
+                    tokio::task::yield_now().await;
                     continue;
                 }
-                let acked = self.acked(id, incarnation);
-                tokio::select! {
-                    appended_now = appended.wait_for(|last| Some(*last) > acked) => if appended_now.is_err() { return },
-                    () = changed.notified() => {}
-                }
+                lingered = false;
+                let last = batch.last().map_or(sent, |entry| entry.version);
+                sent = last;
+                told_stable |= stable > 0;
+                self.shipped.calls.fetch_add(1, Ordering::Relaxed);
+                self.shipped.entries.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                in_flight.push_back(ship(Arc::clone(&client), stable, batch, last));
                 continue;
-            };
-            self.shipped.calls.fetch_add(1, Ordering::Relaxed);
-            self.shipped.entries.fetch_add(batch.len() as u64, Ordering::Relaxed);
-            let stable = if settled.is_some() { last } else { 0 };
-            match client.apply_batch(stable, &batch).await {
-                Ok(_) => {
-                    told_stable = told_stable.max(stable);
-                    self.acknowledge(id, incarnation, last);
-                }
-                Err(error) => {
-                    self.fail(id, incarnation, &error);
-                    return;
-                }
+            }
+            if in_flight.is_empty() && batch.is_empty() && !told_stable && stable > 0 {
+                // Idle after a catch-up or recovery: tell the stable point
+                // alone, so the server can settle what it holds.
+                told_stable = true;
+                in_flight.push_back(ship(Arc::clone(&client), stable, Vec::new(), 0));
+                continue;
+            }
+            tokio::select! {
+                Some((result, last)) = in_flight.next(), if !in_flight.is_empty() => match result {
+                    Ok(_) => self.acknowledge(id, incarnation, last),
+                    Err(error) => {
+                        self.fail(id, incarnation, &error);
+                        return;
+                    }
+                },
+                appended_now = appended.changed(), if !hold => if appended_now.is_err() { return },
+                committed_now = commits.changed(), if hold => if committed_now.is_err() { return },
+                () = changed.notified() => {}
             }
         }
-    }
-
-    fn acked(&self, id: ServerId, incarnation: u64) -> Option<u64> {
-        let state = self.state.lock();
-        state
-            .members
-            .get(id)
-            .filter(|m| m.incarnation == incarnation)
-            .map(|m| m.acked)
     }
 
     // ----- 3. commit ------------------------------------------------------
@@ -560,4 +565,9 @@ impl ReplicationLog {
     pub fn client_of(&self, id: ServerId) -> Option<Arc<ServerClient>> {
         self.state.lock().members.client_of(id).map(Arc::clone)
     }
+}
+
+/// One replication call; yields its outcome and the last version it carried.
+async fn ship(client: Arc<ServerClient>, stable: u64, batch: Vec<Entry>, last: u64) -> (Result<i32, RpcError>, u64) {
+    (client.apply_batch(stable, &batch).await, last)
 }

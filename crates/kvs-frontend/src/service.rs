@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::durable::DataDir;
 use crate::failure_detector::FailureDetector;
 use crate::recovery::{self, RecoveryError};
-use crate::replication::{JoinError, ReplicationLog, WriteError};
+use crate::replication::{JoinError, ReplicationLog, Shipping, WriteError};
 
 /// The frontend: the log that orders and replicates writes, the committed
 /// state that serves reads, the catch-up procedure for new servers and the
@@ -29,7 +29,11 @@ pub struct Frontend {
 impl Frontend {
     /// A frontend starting in `epoch` with `committed` as its state.
     pub fn new(config: Config, epoch: u64, committed: Arc<Committed>, durable: Option<DataDir>) -> Self {
-        let log = ReplicationLog::new(Arc::clone(&committed), config.max_batch, epoch, durable);
+        let shipping = Shipping {
+            max_batch: config.max_batch,
+            pipeline: config.pipeline,
+        };
+        let log = ReplicationLog::new(Arc::clone(&committed), shipping, epoch, durable);
         let catch_up = Arc::new(CatchUp::new(
             Arc::clone(&log),
             Arc::clone(&committed),
