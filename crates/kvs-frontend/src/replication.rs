@@ -8,12 +8,15 @@
 //!    entries past what the server has acknowledged, sends them, up to
 //!    `max_batch` at a time, in one `applyBatch` call, and records the
 //!    acknowledgement. Servers are fed in parallel and a busy log turns into
-//!    large batches on its own. A server that is already ahead of the commit
-//!    point waits for it before sending more (lockstep), so with many servers
-//!    each call carries every write that arrived in one commit round. Once a
-//!    server has its snapshot, each batch also tells it the *stable point*
-//!    (its last version: the server has now been sent every write up to
-//!    there, in order), which lets it drop the versions of settled pairs.
+//!    large batches on its own. Up to `pipeline` calls may be in flight to a
+//!    server; their acknowledgements are taken in the order they were sent.
+//!    A server that is already ahead of the commit point waits for it before
+//!    it is sent more (lockstep), so with many servers each call carries
+//!    every write that arrived in one commit round, and only the server the
+//!    commit point waits for gets calls pipelined. Once a server has its
+//!    snapshot, each call also tells it the *stable point*: everything it has
+//!    acknowledged (it has then applied every write up to there), which lets
+//!    it drop the versions of settled pairs.
 //! 3. **Commit.** The commit point is the lowest acknowledgement among the
 //!    *active* servers. Entries up to it are applied, in order, to the
 //!    [`Committed`] state (which serves reads) and their `put`s return. So a
