@@ -8,12 +8,11 @@
 //!    entries past what the server has acknowledged, sends them, up to
 //!    `max_batch` at a time, in one `applyBatch` call, and records the
 //!    acknowledgement. Servers are fed in parallel and a busy log turns into
-//!    large batches on its own. Up to `pipeline` calls may be in flight to a
-//!    server; their acknowledgements are taken in the order they were sent.
-//!    A server that is already ahead of the commit point waits for it before
-//!    it is sent more (lockstep), so with many servers each call carries
-//!    every write that arrived in one commit round, and only the server the
-//!    commit point waits for gets calls pipelined. Once a server has its
+//!    large batches on its own. A server that is already ahead of the commit
+//!    point waits for it before it is sent more (lockstep), so with many
+//!    servers each call carries every write that arrived in one commit
+//!    round. The servers the commit point waits for may have up to
+//!    `pipeline` calls in flight; acknowledgements are taken in send order. Once a server has its
 //!    snapshot, each call also tells it the *stable point*: everything it has
 //!    acknowledged (it has then applied every write up to there), which lets
 //!    it drop the versions of settled pairs.
@@ -228,13 +227,14 @@ impl ReplicationLog {
                 // order, so every write it has acknowledged is stable. (Not
                 // what is in flight: calls may arrive in any order.)
                 let stable = if member.has_snapshot() { member.acked } else { 0 };
-                (batch, sent > state.commit, stable)
+                (batch, member.acked > state.commit, stable)
             };
-            // Lockstep: a server that already has (or is being sent) writes
-            // the slowest active server lacks gets no more until the commit
-            // point catches up, unless a batch is full: sending now would not
-            // commit anything sooner, and waiting turns many small calls into
-            // one large call per server per commit round.
+            // Lockstep: a server that already holds writes the slowest active
+            // server lacks gets no more until the commit point catches up,
+            // unless a batch is full: sending now would not commit anything
+            // sooner, and waiting turns many small calls into one large call
+            // per server per commit round. The servers the commit point waits
+            // for may have up to `pipeline` calls in flight.
             let hold = ahead && batch.len() < self.max_batch;
             if !batch.is_empty() && !hold && in_flight.len() < self.pipeline {
                 if batch.len() < self.max_batch && !lingered {
