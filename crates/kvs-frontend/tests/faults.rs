@@ -314,11 +314,22 @@ async fn write_all(
 /// what was acknowledged.
 #[tokio::test]
 async fn settled_pairs_survive_frontend_recovery_and_catch_up() -> TestResult {
+    settled_pairs_case("one-call", "1").await
+}
+
+/// The same with several replication calls in flight, which may reach a
+/// server in any order.
+#[tokio::test]
+async fn settled_pairs_survive_with_pipelined_replication() -> TestResult {
+    settled_pairs_case("pipelined", "4").await
+}
+
+async fn settled_pairs_case(tag: &str, pipeline: &str) -> TestResult {
     const KEYS: i32 = 20_000;
-    let data_dir = std::env::temp_dir().join(format!("kvs-frontend-settled-{}", std::process::id()));
+    let data_dir = std::env::temp_dir().join(format!("kvs-frontend-settled-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
     let data_arg = data_dir.to_string_lossy().into_owned();
-    let mut cluster = start(2, &["--data-dir", &data_arg]).await;
+    let mut cluster = start(2, &["--data-dir", &data_arg, "--pipeline", pipeline]).await;
     let url = cluster.frontend_url();
     write_all(&url, 0..KEYS, |k| k).await?;
     let second = |k: i32| if k % 7 == 0 { k + 1_000_000 } else { k };
