@@ -12,6 +12,10 @@ class UnknownServer(LookupError):
     """The backend runs no server with that id."""
 
 
+class NotSupported(RuntimeError):
+    """This backend cannot make that fault (e.g. partitions need Docker)."""
+
+
 class Backend(abc.ABC):
     """Starts, crashes and stops the processes of one cluster."""
 
@@ -36,6 +40,36 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def start_client(self, client_id):
         """Starts client proxy ``client_id``; returns once it accepts connections."""
+
+    # -- faults only some backends can make (partitionServer, pauseServer, ...)
+
+    def _unsupported(self, command):
+        raise NotSupported("%s needs --backend docker (this is --backend %s)"
+                           % (command, self.name))
+
+    def partition_server(self, server_id):
+        """Cuts server ``server_id`` off the network; it keeps running."""
+        self._unsupported("partitionServer")
+
+    def heal_server(self, server_id):
+        """Reconnects a partitioned server under its name."""
+        self._unsupported("healServer")
+
+    def pause_server(self, server_id):
+        """Freezes server ``server_id``."""
+        self._unsupported("pauseServer")
+
+    def resume_server(self, server_id):
+        """Thaws a paused server."""
+        self._unsupported("resumeServer")
+
+    def kill_frontend(self):
+        """Crashes the frontend (SIGKILL-like), keeping its data."""
+        self._unsupported("killFrontend")
+
+    def restart_frontend(self):
+        """Starts a killed frontend again on its data; returns once it serves."""
+        self._unsupported("restartFrontend")
 
     @abc.abstractmethod
     def kill_server(self, server_id):

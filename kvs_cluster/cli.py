@@ -3,6 +3,8 @@
 Every process started is stopped on ``terminate``, end of input, Ctrl-C,
 SIGTERM/SIGHUP and on any exception (try/finally, atexit and signal
 handlers): SIGTERM to its process group, at most 5 s of waiting, SIGKILL.
+With ``--backend docker`` the same paths stop and remove every container,
+the network and the volume the run made (see ``docker.py``).
 """
 
 import argparse
@@ -24,8 +26,9 @@ def parse_args(argv):
         description="Start a kvs cluster and drive it with the CS380d event-trigger commands.")
     parser.add_argument("-c", "--clients", type=int, default=1, help="client proxies to start")
     parser.add_argument("-s", "--servers", type=int, default=1, help="servers to start")
-    parser.add_argument("--backend", default="local", choices=["local"],
-                        help="where processes run (default: local child processes)")
+    parser.add_argument("--backend", default="local", choices=["local", "docker"],
+                        help="where processes run: local child processes (default) or one "
+                             "Docker container per role (images from docker/build.sh)")
     parser.add_argument("--impl", default="rust", choices=["rust", "python-baseline"],
                         help="kvs binaries, or the Python baseline frontend.py/server.py")
     parser.add_argument("--host", default=DEFAULT_HOST,
@@ -39,6 +42,8 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if args.clients < 0 or args.servers < 0:
         parser.error("-c and -s must not be negative")
+    if args.backend != "local" and args.impl != "rust":
+        parser.error("--impl %s runs only with --backend local" % args.impl)
     return args
 
 
@@ -56,7 +61,11 @@ class Cleanup:
         self.done = True
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
-        killed = self.backend.stop_all()
+        try:
+            killed = self.backend.stop_all()
+        except procs.StartError as exc:  # e.g. a docker resource that would not go
+            print("error: clean-up: %s" % exc, file=sys.stderr)
+            return
         if killed:
             print("warning: had to SIGKILL %s" % ", ".join(killed), file=sys.stderr)
 

@@ -7,7 +7,7 @@ prompt comes back; an unknown command prints ``Unknown command``.
 """
 
 from . import rpc, workload
-from .backend import UnknownServer
+from .backend import NotSupported, UnknownServer
 from .procs import StartError
 
 PROMPT = "Enter a command: "
@@ -50,6 +50,13 @@ class CommandLoop:
             "get": self.get,
             "printKVPairs": self.print_kv_pairs,
             "testKVS": self.test_kvs,
+            # faults beyond the course's (--backend docker)
+            "partitionServer": self.partition_server,
+            "healServer": self.heal_server,
+            "pauseServer": self.pause_server,
+            "resumeServer": self.resume_server,
+            "killFrontend": self.kill_frontend,
+            "restartFrontend": self.restart_frontend,
         }
 
     def run(self, read=input):
@@ -76,7 +83,8 @@ class CommandLoop:
             return True
         try:
             handler(args)
-        except (CommandError, UnknownServer, LookupError, StartError, ValueError) as exc:
+        except (CommandError, UnknownServer, LookupError, StartError, ValueError,
+                NotSupported) as exc:
             self.out("error: %s" % exc)
         except rpc.CALL_ERRORS as exc:
             self.out("error: %s" % rpc.describe_error(exc))
@@ -111,6 +119,36 @@ class CommandLoop:
         self.out(reply)
         if exited is False:
             self.out("warning: server %d did not exit by itself; it was stopped" % server_id)
+
+    def partition_server(self, args):
+        (server_id,) = parse_ints(args, ["ID"])
+        self.cluster.backend.partition_server(server_id)
+        self.out("Partitioned server %d" % server_id)
+
+    def heal_server(self, args):
+        (server_id,) = parse_ints(args, ["ID"])
+        self.cluster.backend.heal_server(server_id)
+        self.out("Healed server %d" % server_id)
+
+    def pause_server(self, args):
+        (server_id,) = parse_ints(args, ["ID"])
+        self.cluster.backend.pause_server(server_id)
+        self.out("Paused server %d" % server_id)
+
+    def resume_server(self, args):
+        (server_id,) = parse_ints(args, ["ID"])
+        self.cluster.backend.resume_server(server_id)
+        self.out("Resumed server %d" % server_id)
+
+    def kill_frontend(self, args):
+        parse_ints(args, [])
+        self.cluster.backend.kill_frontend()
+        self.out("Killed frontend")
+
+    def restart_frontend(self, args):
+        parse_ints(args, [])
+        self.cluster.backend.restart_frontend()
+        self.out("Restarted frontend")
 
     def put(self, args):
         key, value = parse_ints(args, ["K", "V"])

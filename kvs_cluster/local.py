@@ -207,8 +207,13 @@ class BaselineBackend(ProcessBackend):
 
 def make_backend(backend, impl, host, log_dir=None, startup_timeout=procs.PORT_WAIT_SECONDS):
     """The backend for ``--backend`` / ``--impl``."""
+    if backend == "docker":
+        if impl != "rust":
+            raise ValueError("--impl %s runs only with --backend local" % impl)
+        from .docker import DockerBackend  # only when asked for: it needs no import otherwise
+        return DockerBackend(host=host, log_dir=log_dir, startup_timeout=startup_timeout)
     if backend != "local":
-        raise ValueError("unknown backend %r (only 'local' exists so far)" % backend)
+        raise ValueError("unknown backend %r (local or docker)" % backend)
     classes = {"rust": LocalBackend, "python-baseline": BaselineBackend}
     if impl not in classes:
         raise ValueError("unknown implementation %r" % impl)
