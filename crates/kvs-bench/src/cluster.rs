@@ -204,14 +204,21 @@ impl LocalCluster {
 
     /// Starts server `id` (again, after a kill) without telling the frontend.
     pub async fn start_server_id(&mut self, id: ServerId) -> Result<ServerId, ClusterError> {
+        self.start_server_with(id, &[]).await
+    }
+
+    /// Starts server `id` with `extra` arguments (e.g. `--join URL`)
+    /// without telling the frontend.
+    pub async fn start_server_with(&mut self, id: ServerId, extra: &[&str]) -> Result<ServerId, ClusterError> {
         self.next_server = self.next_server.max(id + 1);
         let port = port_for(SERVER_PORT_BASE, id).ok_or(ClusterError::BadId(id))?;
-        let args = vec![
+        let mut args = vec![
             "--id".to_owned(),
             id.to_string(),
             "--bind".to_owned(),
             self.host.to_string(),
         ];
+        args.extend(extra.iter().map(|arg| (*arg).to_owned()));
         let addr = SocketAddr::new(IpAddr::V4(self.host), port);
         let process = self.spawn("kvs-server", &format!("server {id}"), &args, addr).await?;
         self.servers.insert(id, process);

@@ -3,7 +3,8 @@
 //! Started as `kvs-client -i ID` (or `CLIENT_ID=ID`), it listens on
 //! `7000 + ID` and forwards `put` and `get` to the frontend, many at once
 //! (the course proxy is single-threaded). Replies and faults pass through
-//! unchanged; a frontend that cannot be reached is a fault too.
+//! unchanged; a frontend that cannot be reached is a fault too. Every option
+//! also comes from an environment variable, as a container or pod sets them.
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
@@ -30,13 +31,13 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1", env = "KVS_BIND")]
     bind: IpAddr,
     /// Port to listen on [default: 7000 + id].
-    #[arg(long)]
+    #[arg(long, env = "KVS_CLIENT_PORT")]
     port: Option<u16>,
     /// The frontend's URL.
     #[arg(long, default_value = DEFAULT_FRONTEND_URL, env = "KVS_FRONTEND_URL")]
     frontend: String,
     /// A forwarded call that takes longer than this fails with a fault.
-    #[arg(long, default_value_t = 30_000, value_name = "MS")]
+    #[arg(long, default_value_t = 30_000, value_name = "MS", env = "KVS_TIMEOUT_MS")]
     timeout_ms: u64,
 }
 

@@ -10,6 +10,9 @@
 //! is active (reads are answered by the frontend).
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use kvs_proto::{RpcError, ServerClient, ServerId};
 use thiserror::Error;
@@ -43,6 +46,31 @@ impl CatchUp {
             log,
             committed,
             chunk: chunk.max(1),
+        }
+    }
+
+    /// Waits up to `limit` for server `id` to answer at all: `addServer` may
+    /// come before the server listens (Kubernetes reports a pod running
+    /// before its process has bound its port). A reply of any kind, a fault
+    /// included, ends the wait; only a failure to reach it is retried.
+    pub async fn wait_until_answering(
+        &self,
+        id: ServerId,
+        client: &ServerClient,
+        limit: Duration,
+    ) -> Result<(), CatchUpError> {
+        const RETRY: Duration = Duration::from_millis(200);
+        let deadline = Instant::now() + limit;
+        loop {
+            match client.heartbeat().await {
+                Ok(_) => return Ok(()),
+                Err(error) if error.fault().is_some() => return Ok(()),
+                Err(source) if Instant::now() >= deadline => {
+                    return Err(CatchUpError::Unreachable { id, source });
+                }
+                Err(error) => tracing::debug!(server = id, %error, "server does not answer yet; waiting"),
+            }
+            tokio::time::sleep(RETRY.min(deadline.saturating_duration_since(Instant::now()))).await;
         }
     }
 

@@ -1,4 +1,5 @@
-//! The frontend's settings, from its command line.
+//! The frontend's settings, from its command line or, for every option,
+//! an environment variable (`KVS_*`, as a container or pod sets them).
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -25,31 +26,36 @@ pub struct Config {
     #[arg(long, default_value_t = SERVER_PORT_BASE, env = "KVS_SERVER_PORT_BASE")]
     pub server_port_base: u16,
     /// A call to a server that takes longer than this fails, and the server leaves the active set.
-    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    #[arg(long, default_value_t = 1000, value_name = "MS", env = "KVS_RPC_TIMEOUT_MS")]
     pub rpc_timeout_ms: u64,
     /// How often every server is probed.
-    #[arg(long, default_value_t = 200, value_name = "MS")]
+    #[arg(long, default_value_t = 200, value_name = "MS", env = "KVS_HEARTBEAT_INTERVAL_MS")]
     pub heartbeat_interval_ms: u64,
     /// A server that does not answer a probe within this leaves the active set.
-    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    #[arg(long, default_value_t = 1000, value_name = "MS", env = "KVS_HEARTBEAT_TIMEOUT_MS")]
     pub heartbeat_timeout_ms: u64,
     /// Keep the epoch and membership here, and recover from the servers after a restart.
     #[arg(long, env = "KVS_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// How long a restarted frontend waits for a server that was active before it gives up.
-    #[arg(long, default_value_t = 30_000, value_name = "MS")]
+    #[arg(long, default_value_t = 30_000, value_name = "MS", env = "KVS_RECOVERY_TIMEOUT_MS")]
     pub recovery_timeout_ms: u64,
     /// Most writes shipped to a server in one replication call.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, env = "KVS_MAX_BATCH")]
     pub max_batch: usize,
     /// Most replication calls in flight to a server the commit point waits
     /// for (servers ahead of it wait for the commit point). More than 1
     /// measured slower with 8 servers on 2 cores, hence the default.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, env = "KVS_PIPELINE")]
     pub pipeline: usize,
     /// Pairs per snapshot chunk sent to a joining server.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 4096, env = "KVS_SNAPSHOT_CHUNK")]
     pub snapshot_chunk: usize,
+    /// How long `addServer` waits for a server that does not answer yet
+    /// (still starting: Kubernetes reports a pod running before its process
+    /// listens). 0 fails at once.
+    #[arg(long, default_value_t = 10_000, value_name = "MS", env = "KVS_ADD_SERVER_WAIT_MS")]
+    pub add_server_wait_ms: u64,
 }
 
 impl Config {
@@ -63,6 +69,10 @@ impl Config {
 
     pub fn heartbeat_timeout(&self) -> Duration {
         Duration::from_millis(self.heartbeat_timeout_ms)
+    }
+
+    pub fn add_server_wait(&self) -> Duration {
+        Duration::from_millis(self.add_server_wait_ms)
     }
 
     pub fn recovery_timeout(&self) -> Duration {

@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use kvs_proto::process::{self, ProcessError};
+use kvs_proto::serve::Probes;
 use thiserror::Error;
 
 use crate::committed::Committed;
@@ -80,7 +81,8 @@ async fn run(config: Config) -> Result<(), FrontendError> {
         let frontend = Arc::clone(&frontend);
         move || frontend.metrics()
     };
-    let router = service::methods(&frontend).into_router_with_metrics(metrics);
+    let probes = Probes::default().metrics(metrics).readiness(&frontend);
+    let router = service::methods(&frontend).into_router_with(probes);
     let served = process::serve_until(listener, router, async {
         process::shutdown_signal().await;
         tracing::info!("signal received, shutting down");

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use dxr::Fault;
 use kvs_proto::api::frontend::{AddServer, ClusterStatus, Get, ListServer, PrintKvPairs, Put, ShutdownServer};
-use kvs_proto::serve::{Handle, Methods};
+use kvs_proto::serve::{Handle, Methods, Readiness};
 use kvs_proto::{RpcError, ServerClient, ServerId, fault, reply};
 
 use crate::catch_up::{CatchUp, CatchUpError};
@@ -152,6 +152,22 @@ pub fn methods(frontend: &Arc<Frontend>) -> Methods {
         .method::<ClusterStatus, _>(frontend)
 }
 
+/// Ready once recovered (the frontend listens only then) and with at least
+/// one active server: before that every write would be refused.
+impl Readiness for Frontend {
+    async fn ready(&self) -> Result<(), String> {
+        let [active, joining, lost] = self.log.status_ids();
+        if active.is_empty() {
+            return Err(format!(
+                "no active server ({} joining, {} lost)",
+                joining.len(),
+                lost.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Handle<Put> for Frontend {
     async fn handle(&self, call: Put) -> Result<String, Fault> {
         self.log.put(call.key, call.value).await?;
@@ -193,6 +209,9 @@ impl Handle<AddServer> for Frontend {
             .ok_or_else(|| Fault::new(fault::INVALID_REQUEST, format!("server id {id} gives no valid address")))?;
         let client = ServerClient::new(&url, Some(self.config.rpc_timeout()))
             .map_err(|e| Fault::new(fault::INVALID_REQUEST, e.to_string()))?;
+        self.catch_up
+            .wait_until_answering(id, &client, self.config.add_server_wait())
+            .await?;
         self.catch_up.add(id, Arc::new(client)).await?;
         tracing::info!(server = id, %url, "server added");
         Ok(reply::SUCCESS.to_owned())

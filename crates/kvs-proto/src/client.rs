@@ -133,6 +133,28 @@ impl RpcClient {
     }
 }
 
+/// An operator's probe of the process at `base_url` (e.g. `http://host:8001`):
+/// `GET` of `path` (one of [`crate::serve`]'s `/livez`, `/readyz`,
+/// `/health`, `/metrics`), returning the HTTP status and body.
+pub async fn probe(base_url: &str, path: &str, timeout: Duration) -> Result<(u16, String), RpcError> {
+    let url = format!("{}{path}", base_url.trim_end_matches('/'));
+    let unreachable = |error: reqwest::Error| RpcError::Unreachable {
+        url: url.clone(),
+        reason: describe_net_error(&error),
+    };
+    let http = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| RpcError::InvalidUrl {
+            url: url.clone(),
+            reason: e.to_string(),
+        })?;
+    let response = http.get(&url).send().await.map_err(unreachable)?;
+    let status = response.status().as_u16();
+    let body = response.text().await.map_err(unreachable)?;
+    Ok((status, body))
+}
+
 fn describe_net_error(error: &reqwest::Error) -> String {
     if error.is_timeout() {
         "timed out".to_owned()

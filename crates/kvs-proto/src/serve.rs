@@ -4,7 +4,10 @@
 //! implements [`Handle`] for that method; arity and argument types are
 //! checked by the method type before the service sees the call. The router
 //! answers on both `/` and `/RPC2` (Python's `ServerProxy` posts to `/RPC2`),
-//! plus `GET /health` for operators. Bodies over [`MAX_BODY_BYTES`] get HTTP
+//! plus the operators' probes: `GET /health` and `GET /livez` (200 while the
+//! process serves), `GET /readyz` (200 when the process's own [`Readiness`]
+//! check passes, else 503 with the reason) and, where a process has them,
+//! `GET /metrics`. Bodies over [`MAX_BODY_BYTES`] get HTTP
 //! 413; fault messages are capped at [`MAX_FAULT_CHARS`] (dxr's parse-error
 //! fault would otherwise echo the whole request back).
 
@@ -12,6 +15,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::Router;
@@ -32,8 +36,12 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 pub const MAX_FAULT_CHARS: usize = 256;
 /// The paths the XML-RPC endpoint answers on.
 pub const RPC_PATHS: [&str; 2] = ["/", "/RPC2"];
-/// The health-check path.
+/// The health-check path (kept for existing callers; the same as [`LIVEZ_PATH`]).
 pub const HEALTH_PATH: &str = "/health";
+/// The liveness probe: 200 while the process serves requests.
+pub const LIVEZ_PATH: &str = "/livez";
+/// The readiness probe: 200 when the process should get traffic, else 503.
+pub const READYZ_PATH: &str = "/readyz";
 /// The metrics path (Prometheus text format), where a process has metrics.
 pub const METRICS_PATH: &str = "/metrics";
 
@@ -41,6 +49,65 @@ pub const METRICS_PATH: &str = "/metrics";
 pub trait Handle<C: Rpc>: Send + Sync + 'static {
     /// Carries out `call`; a fault is sent back to the caller as is.
     fn handle(&self, call: C) -> impl Future<Output = Result<C::Reply, Fault>> + Send;
+}
+
+/// A process's readiness check, answered on [`READYZ_PATH`]: `Ok` is 200,
+/// `Err(reason)` is 503 with the reason as the body.
+pub trait Readiness: Send + Sync + 'static {
+    fn ready(&self) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// What a router serves besides the XML-RPC methods: metrics and readiness.
+#[derive(Default)]
+pub struct Probes {
+    metrics: Option<MetricsFn>,
+    readiness: Option<ReadinessFn>,
+}
+
+type MetricsFn = Arc<dyn Fn() -> String + Send + Sync>;
+type ReadyFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+type ReadinessFn = Arc<dyn Fn() -> ReadyFuture + Send + Sync>;
+
+impl Probes {
+    /// `GET /metrics` answered by `metrics` (Prometheus text format).
+    pub fn metrics(mut self, metrics: impl Fn() -> String + Send + Sync + 'static) -> Self {
+        self.metrics = Some(Arc::new(metrics));
+        self
+    }
+
+    /// `GET /readyz` answered by `check` (without one, ready while serving).
+    pub fn readiness<R: Readiness>(mut self, check: &Arc<R>) -> Self {
+        let check = Arc::clone(check);
+        self.readiness = Some(Arc::new(move || {
+            let check = Arc::clone(&check);
+            Box::pin(async move { check.ready().await })
+        }));
+        self
+    }
+
+    fn add_to(self, mut router: Router) -> Router {
+        let live = || async { "ok\n" };
+        router = router.route(HEALTH_PATH, get(live)).route(LIVEZ_PATH, get(live));
+        if let Some(metrics) = self.metrics {
+            router = router.route(METRICS_PATH, get(move || std::future::ready(metrics())));
+        }
+        let readiness = self.readiness;
+        router.route(
+            READYZ_PATH,
+            get(move || {
+                let check = readiness.as_ref().map(|check| check());
+                async move {
+                    match check {
+                        None => (StatusCode::OK, "ok\n".to_owned()),
+                        Some(check) => match check.await {
+                            Ok(()) => (StatusCode::OK, "ok\n".to_owned()),
+                            Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")),
+                        },
+                    }
+                }
+            }),
+        )
+    }
 }
 
 /// Adapts a typed service method to dxr's untyped handler.
@@ -79,14 +146,14 @@ impl Methods {
         self
     }
 
-    /// The router, plus `GET /metrics` answered by `metrics` (Prometheus text format).
-    pub fn into_router_with_metrics(self, metrics: impl Fn() -> String + Clone + Send + Sync + 'static) -> Router {
-        self.into_router()
-            .route(METRICS_PATH, get(move || std::future::ready(metrics())))
+    /// The axum router: XML-RPC on `/` and `/RPC2`, `/health`, `/livez`,
+    /// and `/readyz` always ready.
+    pub fn into_router(self) -> Router {
+        self.into_router_with(Probes::default())
     }
 
-    /// The axum router: XML-RPC on `/` and `/RPC2`, health on `/health`.
-    pub fn into_router(self) -> Router {
+    /// The axum router with `probes`' metrics and readiness check.
+    pub fn into_router_with(self, probes: Probes) -> Router {
         let handlers: HandlerMap = Arc::new(self.handlers);
         let rpc = post(move |RequestHeaders(headers): RequestHeaders, body: String| {
             let handlers = Arc::clone(&handlers);
@@ -96,9 +163,7 @@ impl Methods {
         for path in RPC_PATHS {
             router = router.route(path, rpc.clone());
         }
-        router
-            .route(HEALTH_PATH, get(|| async { "ok\n" }))
-            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        probes.add_to(router).layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
     }
 }
 

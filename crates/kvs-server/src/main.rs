@@ -3,7 +3,11 @@
 //! Started as `kvs-server -i ID` (or `SERVER_ID=ID`), it listens on
 //! `9000 + ID` and answers the frontend's replication calls and the course
 //! skeleton's methods. It exits cleanly on `shutdownServer`, SIGTERM or SIGINT.
+//! With `--join URL` it enrols itself with the frontend there, and leaves on
+//! SIGTERM ([`enrolment`]). Every option also comes from an environment
+//! variable, as a container or pod sets them.
 
+mod enrolment;
 mod service;
 mod store;
 
@@ -12,10 +16,23 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use kvs_proto::RpcError;
 use kvs_proto::addr::SERVER_PORT_BASE;
 use kvs_proto::process::{self, ProcessError};
+use kvs_proto::serve::Probes;
+use thiserror::Error;
 
+use crate::enrolment::Enrolment;
 use crate::service::ReplicaService;
+
+/// Why the server could not start or stopped serving.
+#[derive(Debug, Error)]
+enum ServerError {
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error("cannot use --join {url}: {source}")]
+    Join { url: String, source: RpcError },
+}
 
 /// A kvs replica server.
 #[derive(Debug, Parser)]
@@ -28,8 +45,13 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1", env = "KVS_BIND")]
     bind: IpAddr,
     /// Port to listen on [default: 9000 + id].
-    #[arg(long)]
+    #[arg(long, env = "KVS_SERVER_PORT")]
     port: Option<u16>,
+    /// The frontend's URL: ask it to admit this server once listening (and
+    /// retry until it does), ask it to remove this server on SIGTERM, and be
+    /// ready (`/readyz`) once it lists this server as active.
+    #[arg(long, env = "KVS_JOIN", value_name = "URL")]
+    join: Option<String>,
     /// Runtime worker threads. One is enough for a replica fed by one
     /// frontend, and several servers on a small machine then do not
     /// contend with each other's threads.
@@ -49,24 +71,49 @@ fn main() -> ExitCode {
     };
     process::exit_code(
         runtime
-            .map_err(ProcessError::Runtime)
+            .map_err(|e| ServerError::Process(ProcessError::Runtime(e)))
             .and_then(|runtime| runtime.block_on(run(args))),
     )
 }
 
-async fn run(args: Args) -> Result<(), ProcessError> {
+async fn run(args: Args) -> Result<(), ServerError> {
     let port = process::port_or_default(args.port, SERVER_PORT_BASE, args.id, "server")?;
     let addr = SocketAddr::new(args.bind, port);
+    let enrolment = match &args.join {
+        Some(url) => Some(Arc::new(Enrolment::new(args.id, url).map_err(|source| {
+            ServerError::Join {
+                url: url.clone(),
+                source,
+            }
+        })?)),
+        None => None,
+    };
     let listener = process::listen(addr).await?;
     let service = Arc::new(ReplicaService::new(args.id));
-    let router = service::methods(&service).into_router();
-    tracing::info!(id = args.id, %addr, "server listening");
+    let probes = match &enrolment {
+        Some(enrolment) => Probes::default().readiness(enrolment),
+        None => Probes::default(),
+    };
+    let router = service::methods(&service).into_router_with(probes);
+    tracing::info!(id = args.id, %addr, join = ?args.join, "server listening");
 
+    let joining = enrolment.as_ref().map(|enrolment| {
+        let enrolment = Arc::clone(enrolment);
+        tokio::spawn(async move { enrolment.join().await })
+    });
     let stop = {
         let service = Arc::clone(&service);
         async move {
             tokio::select! {
-                () = process::shutdown_signal() => tracing::info!("signal received, shutting down"),
+                () = process::shutdown_signal() => {
+                    tracing::info!("signal received, shutting down");
+                    if let Some(joining) = joining {
+                        joining.abort();
+                    }
+                    if let Some(enrolment) = enrolment {
+                        enrolment.leave().await;
+                    }
+                }
                 () = service.shutdown_requested() => tracing::info!("shutdownServer received, shutting down"),
             }
         }
