@@ -1,0 +1,355 @@
+"""Play the kubelet on Docker: run the pods of k8s/production without Kubernetes.
+
+Reads the production manifests and starts, for a StatefulSet ordinal or a
+Deployment replica, one container from that pod template's own image, env,
+ports, securityContext and resource limits, on a Docker network of its own:
+
+- env ``valueFrom.fieldRef`` is resolved as the kubelet would
+  (``metadata.name``, ``metadata.namespace``,
+  ``metadata.labels['apps.kubernetes.io/pod-index']`` and other labels);
+- DNS is played by network aliases: a StatefulSet pod is
+  ``<pod>.<serviceName>.<ns>.svc.cluster.local`` (and the shorter forms a
+  pod's search path would complete), and every Service selecting the pod
+  adds ``<service>.<ns>.svc.cluster.local`` (Docker answers an alias held by
+  several containers with all of them, much like a headless Service; a
+  ClusterIP Service's ready-only routing is not modelled);
+- ``runAsUser``/``runAsGroup`` become ``--user``, ``readOnlyRootFilesystem``
+  ``--read-only``, dropped capabilities ``--cap-drop``,
+  ``allowPrivilegeEscalation: false`` ``no-new-privileges``, limits
+  ``--memory``/``--cpus``;
+- a volumeClaimTemplate becomes a named volume per pod (kept when the pod
+  is deleted, as a claim is), so a replacement pod gets the same data;
+- every container port is published on 127.0.0.1 only (a random host port):
+  the host talks to containers through loopback, never to their own IPs, and
+  probes are HTTP GETs of the probe's path through that port;
+- deleting a pod is ``docker stop`` with its terminationGracePeriodSeconds
+  (SIGTERM, then SIGKILL), then ``docker rm``.
+
+Everything created carries the label ``kvs.kubelet=<tag>`` and is removed by
+id in ``close()``. Standard library and PyYAML only.
+"""
+
+import http.client
+import os
+import re
+import secrets
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+LABEL = "kvs.kubelet"
+DOCKER_SECONDS = 60.0
+POD_INDEX = "apps.kubernetes.io/pod-index"
+
+
+class KubeletError(RuntimeError):
+    """A docker command failed, or a manifest uses something not played here."""
+
+
+def docker(*args, timeout=DOCKER_SECONDS, check=True):
+    """``docker ARGS`` -> stdout (stripped); KubeletError on failure."""
+    argv = ["docker", *args]
+    try:
+        result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                timeout=timeout, check=False)
+    except FileNotFoundError:
+        raise KubeletError("the docker CLI is not installed") from None
+    except subprocess.TimeoutExpired:
+        raise KubeletError(f"`{' '.join(argv)}` took more than {timeout:.0f} s") from None
+    if check and result.returncode != 0:
+        raise KubeletError(f"`{' '.join(argv)}` failed ({result.returncode}): {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def docker_available():
+    """None if the docker daemon answers, else why not."""
+    try:
+        docker("version", "--format", "{{.Server.Version}}", timeout=20)
+        return None
+    except KubeletError as exc:
+        return str(exc)
+
+
+def load_manifests(folder):
+    """Every object of every *.yaml/*.yml in folder (kustomization files aside)."""
+    objs = []
+    for path in sorted(Path(folder).iterdir()):
+        if path.suffix in (".yaml", ".yml") and not path.name.startswith("kustomization"):
+            with open(path) as f:
+                objs.extend(d for d in yaml.safe_load_all(f) if d)
+    return objs
+
+
+def memory_bytes(quantity):
+    """A Kubernetes memory quantity ("128Mi", "1Gi", "500M", "1024") in bytes."""
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
+             "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "": 1}
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([A-Za-z]*)", str(quantity))
+    if not m or m.group(2) not in units:
+        raise KubeletError(f"memory quantity {quantity!r} not understood")
+    return int(float(m.group(1)) * units[m.group(2)])
+
+
+def cpus(quantity):
+    """A Kubernetes CPU quantity ("100m", "1", "2.5") in CPUs."""
+    q = str(quantity)
+    return int(q[:-1]) / 1000 if q.endswith("m") else float(q)
+
+
+def selects(selector, labels):
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+@dataclass
+class Pod:
+    """One container standing in for one pod."""
+
+    name: str
+    workload: dict
+    labels: dict
+    cid: str = ""
+    ports: dict = field(default_factory=dict)  # container port name -> host port
+    volumes: list = field(default_factory=list)
+
+    @property
+    def container(self):
+        return self.workload["spec"]["template"]["spec"]["containers"][0]
+
+    def host_port(self, port):
+        """Loopback port for a container port given by name or number."""
+        if isinstance(port, int):
+            for p in self.container["ports"]:
+                if p["containerPort"] == port:
+                    port = p["name"]
+        return self.ports[port]
+
+
+class Kubelet:
+    """Runs pods of the manifests in ``folder`` on a Docker network of its own."""
+
+    def __init__(self, folder, tag=None):
+        self.objects = load_manifests(folder)
+        self.tag = tag or secrets.token_hex(4)
+        self.network = f"kvs-kubelet-{self.tag}"
+        self.network_id = None
+        self.pods = {}
+        self.volumes = []
+        self.deployment_replicas = {}
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def __enter__(self):
+        self.network_id = docker("network", "create", "--label", f"{LABEL}={self.tag}", self.network)
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        """Removes every container, volume and the network this kubelet made, by id."""
+        errors = []
+        for pod in list(self.pods.values()):
+            try:
+                docker("rm", "--force", pod.cid, timeout=30)
+            except KubeletError as exc:
+                errors.append(str(exc))
+        self.pods.clear()
+        # Anything labelled for this run whose `docker run` returned no id.
+        leftover = docker("ps", "--all", "--quiet", "--filter", f"label={LABEL}={self.tag}", check=False)
+        for cid in leftover.split():
+            docker("rm", "--force", cid, check=False, timeout=30)
+        for volume in self.volumes:
+            try:
+                docker("volume", "rm", "--force", volume, timeout=30)
+            except KubeletError as exc:
+                errors.append(str(exc))
+        self.volumes.clear()
+        if self.network_id:
+            try:
+                docker("network", "rm", self.network_id, timeout=30)
+            except KubeletError as exc:
+                errors.append(str(exc))
+            self.network_id = None
+        if errors:
+            raise KubeletError("; ".join(errors))
+
+    # -- manifests -----------------------------------------------------------
+
+    def find(self, kind, name):
+        for o in self.objects:
+            if o["kind"] == kind and o["metadata"]["name"] == name:
+                return o
+        raise KubeletError(f"no {kind}/{name} in the manifests")
+
+    def services_for(self, labels, namespace):
+        return [o for o in self.objects if o["kind"] == "Service"
+                and o["metadata"].get("namespace") == namespace
+                and selects(o["spec"].get("selector", {}), labels)]
+
+    @staticmethod
+    def _dns_forms(name, namespace):
+        return [name, f"{name}.{namespace}", f"{name}.{namespace}.svc",
+                f"{name}.{namespace}.svc.cluster.local"]
+
+    def aliases(self, workload, pod_name, labels):
+        ns = workload["metadata"]["namespace"]
+        names = []
+        if workload["kind"] == "StatefulSet":
+            names += self._dns_forms(f"{pod_name}.{workload['spec']['serviceName']}", ns)
+        for svc in self.services_for(labels, ns):
+            names += self._dns_forms(svc["metadata"]["name"], ns)
+        return list(dict.fromkeys(names))
+
+    @staticmethod
+    def resolve_env(container, pod_name, namespace, labels):
+        env = {}
+        for entry in container.get("env", []):
+            if "value" in entry:
+                env[entry["name"]] = str(entry["value"])
+                continue
+            path = entry.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+            m = re.fullmatch(r"metadata\.labels\['([^']+)'\]", path or "")
+            if path == "metadata.name":
+                env[entry["name"]] = pod_name
+            elif path == "metadata.namespace":
+                env[entry["name"]] = namespace
+            elif m and m.group(1) in labels:
+                env[entry["name"]] = labels[m.group(1)]
+            else:
+                raise KubeletError(f"env {entry['name']}: {entry.get('valueFrom')} is not played here")
+        return env
+
+    # -- pods ----------------------------------------------------------------
+
+    def start_statefulset_pod(self, name, ordinal):
+        """Creates pod <name>-<ordinal> of StatefulSet <name> (like a scale-up)."""
+        sts = self.find("StatefulSet", name)
+        pod_name = f"{name}-{ordinal}"
+        labels = dict(sts["spec"]["template"]["metadata"].get("labels", {}))
+        labels[POD_INDEX] = str(ordinal)
+        labels["statefulset.kubernetes.io/pod-name"] = pod_name
+        claims = []
+        for tmpl in sts["spec"].get("volumeClaimTemplates", []):
+            claims.append((tmpl["metadata"]["name"], f"kvs-kubelet-{self.tag}-{tmpl['metadata']['name']}-{pod_name}"))
+        return self._start(sts, pod_name, labels, claims)
+
+    def start_deployment_pod(self, name):
+        """Creates one more replica of Deployment <name>."""
+        dep = self.find("Deployment", name)
+        n = self.deployment_replicas.get(name, 0)
+        self.deployment_replicas[name] = n + 1
+        labels = dict(dep["spec"]["template"]["metadata"].get("labels", {}))
+        return self._start(dep, f"{name}-{self.tag}-{n}", labels, [])
+
+    def _start(self, workload, pod_name, labels, claims):
+        if pod_name in self.pods:
+            raise KubeletError(f"pod {pod_name} exists")
+        ns = workload["metadata"]["namespace"]
+        spec = workload["spec"]["template"]["spec"]
+        if len(spec["containers"]) != 1 or spec.get("initContainers"):
+            raise KubeletError("only one-container pods are played here")
+        if spec.get("hostNetwork"):
+            raise KubeletError("hostNetwork is not played here")
+        c = spec["containers"][0]
+        pod_sc = spec.get("securityContext", {})
+        sc = {**pod_sc, **c.get("securityContext", {})}
+        argv = ["run", "--detach", "--name", f"kvs-kubelet-{self.tag}-{pod_name}",
+                "--label", f"{LABEL}={self.tag}", "--network", self.network,
+                "--hostname", pod_name]
+        for alias in self.aliases(workload, pod_name, labels):
+            argv += ["--network-alias", alias]
+        if "runAsUser" in sc:
+            argv += ["--user", f"{sc['runAsUser']}:{sc.get('runAsGroup', sc['runAsUser'])}"]
+        if sc.get("readOnlyRootFilesystem"):
+            argv.append("--read-only")
+        for cap in sc.get("capabilities", {}).get("drop", []):
+            argv += ["--cap-drop", cap]
+        if sc.get("allowPrivilegeEscalation") is False:
+            argv += ["--security-opt", "no-new-privileges"]
+        if sc.get("privileged"):
+            raise KubeletError("privileged pods are not played here")
+        limits = c.get("resources", {}).get("limits", {})
+        if "memory" in limits:
+            argv += ["--memory", str(memory_bytes(limits["memory"]))]
+        if "cpu" in limits:
+            argv += ["--cpus", f"{min(cpus(limits['cpu']), float(os.cpu_count() or 1)):.2f}"]
+        for key, value in sorted(self.resolve_env(c, pod_name, ns, labels).items()):
+            argv += ["--env", f"{key}={value}"]
+        mounts = {m["name"]: m["mountPath"] for m in c.get("volumeMounts", [])}
+        for claim, volume in claims:
+            if volume not in self.volumes:
+                docker("volume", "create", "--label", f"{LABEL}={self.tag}", volume)
+                self.volumes.append(volume)
+            argv += ["--volume", f"{volume}:{mounts[claim]}"]
+        for p in c.get("ports", []):
+            argv += ["--publish", f"127.0.0.1::{p['containerPort']}"]
+        image = c["image"]
+        if c.get("imagePullPolicy") == "IfNotPresent":
+            argv += ["--pull", "never"]  # no registry: the image is loaded, or this fails
+        argv.append(image)
+        argv += c.get("command", []) + c.get("args", [])
+        cid = docker(*argv)
+        pod = Pod(pod_name, workload, labels, cid=cid)
+        self.pods[pod_name] = pod
+        for p in c.get("ports", []):
+            out = docker("port", cid, f"{p['containerPort']}/tcp")
+            host, _, port = out.splitlines()[0].rpartition(":")
+            if host not in ("127.0.0.1",):
+                raise KubeletError(f"{pod_name}: port published on {host}, not loopback")
+            pod.ports[p["name"]] = int(port)
+        return pod
+
+    def delete_pod(self, pod_name):
+        """SIGTERM, up to terminationGracePeriodSeconds, SIGKILL; then removed."""
+        pod = self.pods.pop(pod_name)
+        grace = pod.workload["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30)
+        docker("stop", "--time", str(grace), pod.cid, timeout=grace + 30)
+        logs = self.logs(pod)
+        docker("rm", "--force", pod.cid)
+        return logs
+
+    def kill_pod(self, pod_name):
+        """SIGKILL (a crash), then removed."""
+        pod = self.pods.pop(pod_name)
+        docker("rm", "--force", pod.cid)
+
+    @staticmethod
+    def logs(pod, tail=200):
+        result = subprocess.run(["docker", "logs", "--tail", str(tail), pod.cid],
+                                capture_output=True, text=True, timeout=DOCKER_SECONDS, check=False)
+        return result.stdout + result.stderr
+
+    # -- probes ----------------------------------------------------------------
+
+    @staticmethod
+    def http_get(port, path, timeout=2.0):
+        """Status of GET path on 127.0.0.1:port (None if no answer)."""
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        try:
+            conn.request("GET", path)
+            return conn.getresponse().status
+        except (OSError, http.client.HTTPException):
+            return None
+        finally:
+            conn.close()
+
+    def probe(self, pod, kind):
+        """True if the container's <kind> (e.g. "readinessProbe") succeeds now."""
+        get = pod.container[kind]["httpGet"]
+        timeout = pod.container[kind].get("timeoutSeconds", 1)
+        return self.http_get(pod.host_port(get["port"]), get["path"], timeout) == 200
+
+    def wait_probe(self, pod, kind, timeout):
+        """Waits (bounded) until the probe succeeds; KubeletError with the logs otherwise."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.probe(pod, kind):
+                return
+            state = docker("inspect", "--format", "{{.State.Status}}", pod.cid, check=False)
+            if state in ("exited", "dead"):
+                raise KubeletError(f"{pod.name} exited before its {kind} passed:\n{self.logs(pod)}")
+            time.sleep(0.25)
+        raise KubeletError(f"{pod.name}: {kind} did not pass within {timeout} s:\n{self.logs(pod)}")
