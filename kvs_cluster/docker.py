@@ -29,6 +29,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -87,22 +88,40 @@ def image_name(role, version=None):
 def docker(*args, timeout=DOCKER_CALL_SECONDS, check=True):
     """Runs ``docker ARGS``; returns its stdout stripped, DockerError if it fails.
 
-    The CLI runs in its own session so a Ctrl-C at the terminal reaches only
-    run_cluster.py, which then cleans up with further docker calls.
+    The CLI runs in its own session, so a Ctrl-C at the terminal reaches
+    only run_cluster.py. A Ctrl-C or SIGTERM that lands while a docker
+    command runs lets that command finish (bounded) before it propagates:
+    killing ``docker run`` half-way could leave a container the clean-up
+    would not yet see.
     """
     argv = ["docker", *args]
     try:
-        result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
-                                text=True, timeout=timeout, start_new_session=True,
-                                check=False)
+        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, start_new_session=True)
     except FileNotFoundError:
         raise DockerError("the docker CLI is not installed (not in PATH)") from None
+    try:
+        stdout, stderr = child.communicate(timeout=timeout)
+    except (KeyboardInterrupt, SystemExit):
+        finish_quietly(child, timeout)
+        raise
     except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
         raise DockerError("`%s` took more than %.0f s" % (" ".join(argv), timeout)) from None
-    if check and result.returncode != 0:
+    if check and child.returncode != 0:
         raise DockerError("`%s` failed (exit code %d): %s"
-                          % (" ".join(argv), result.returncode, result.stderr.strip()))
-    return result.stdout.strip()
+                          % (" ".join(argv), child.returncode, stderr.strip()))
+    return stdout.strip()
+
+
+def finish_quietly(child, timeout):
+    """Lets an interrupted docker command finish; kills it after ``timeout`` s."""
+    try:
+        child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
 
 
 def docker_ok(*args, timeout=DOCKER_CALL_SECONDS):
@@ -155,8 +174,9 @@ class DockerBackend(Backend):
     # -- Backend -----------------------------------------------------------
 
     def describe(self):
-        return ("Docker: network %s, containers labelled %s (`docker ps --filter label=%s`, "
-                "`docker logs kvs-%s-<role>`); logs are saved to %s when the cluster stops"
+        return ("Docker: network %s, containers labelled %s (`docker ps --filter label=%s`); "
+                "logs: `docker logs kvs-%s-frontend` (or -server-N, -client-N), saved to %s "
+                "when the cluster stops"
                 % (self.network, self.label, self.label, self.tag, self.log_dir))
 
     def prepare(self):
@@ -291,10 +311,10 @@ class DockerBackend(Backend):
 
     @staticmethod
     def _build_images():
-        print("Building: %s" % BUILD_SCRIPT, flush=True)
+        print("Building: %s (set KVS_NO_BUILD=1 to skip)" % BUILD_SCRIPT, flush=True)
         try:
             result = subprocess.run([BUILD_SCRIPT], cwd=build.REPO_ROOT,
-                                    stdin=subprocess.DEVNULL, stdout=None, stderr=None,
+                                    stdin=subprocess.DEVNULL, stdout=sys.stderr, stderr=None,
                                     timeout=BUILD_SECONDS, check=False)
         except subprocess.TimeoutExpired:
             raise build.BuildError("%s took more than %.0f s" % (BUILD_SCRIPT, BUILD_SECONDS)) \
@@ -362,11 +382,16 @@ class DockerBackend(Backend):
 
     @staticmethod
     def _log_tail(container, lines=procs.TAIL_LINES):
-        result = subprocess.run(["docker", "logs", "--tail", str(lines), container.cid],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, errors="replace",
-                                timeout=DOCKER_CALL_SECONDS, check=False,
-                                start_new_session=True)
+        """The last lines of a container's logs, indented, for error messages."""
+        try:
+            result = subprocess.run(["docker", "logs", "--tail", str(lines), container.cid],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True, errors="replace",
+                                    timeout=DOCKER_CALL_SECONDS, check=False,
+                                    start_new_session=True)
+        except subprocess.TimeoutExpired:
+            return "  (docker logs %s took more than %.0f s)" % (container.name,
+                                                              DOCKER_CALL_SECONDS)
         tail = result.stdout.splitlines()
         header = "  --- last %d lines of docker logs %s ---" % (len(tail), container.name)
         return "\n".join([header] + ["  " + line for line in tail])
@@ -425,13 +450,17 @@ class DockerBackend(Backend):
         return [c.name for c, code in zip(running, codes) if code == "137"]
 
     def _save_logs(self, containers):
+        """Writes each container's ``docker logs`` to <log dir>/<name>.log."""
         for container in containers:
             path = os.path.join(self.log_dir, container.name + ".log")
             with open(path, "ab") as log:
-                subprocess.run(["docker", "logs", container.cid], stdin=subprocess.DEVNULL,
-                               stdout=log, stderr=subprocess.STDOUT,
-                               timeout=DOCKER_CALL_SECONDS, check=False,
-                               start_new_session=True)
+                try:
+                    subprocess.run(["docker", "logs", container.cid], stdin=subprocess.DEVNULL,
+                                   stdout=log, stderr=subprocess.STDOUT,
+                                   timeout=DOCKER_CALL_SECONDS, check=False,
+                                   start_new_session=True)
+                except subprocess.TimeoutExpired:
+                    log.write(b"(docker logs took too long; the rest is lost)\n")
 
     def _remove_everything(self, containers):
         """Removes the containers, network and volume, by id; DockerError if any stays."""

@@ -18,6 +18,7 @@ import re
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -368,19 +369,79 @@ def test_pause_resume_and_frontend_restart_keep_acknowledged_values(runs):
         + ["%d:%d" % (k, values[k]) for k in range(1, 9)]), (got, stderr)
 
 
-def test_ctrl_c_removes_everything(interactive):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_signal_removes_everything(interactive, sig):
     run = interactive(clients=2, servers=2)
     assert len(container_ids(run.log_dir)) == 5
     assert len(labelled(run.tag)["container"]) == 5
-    run.proc.send_signal(signal.SIGINT)
+    run.proc.send_signal(sig)
     try:
         run.proc.wait(60)
     except subprocess.TimeoutExpired:
-        pytest.fail("run_cluster.py still runs 60 s after SIGINT")
+        pytest.fail("run_cluster.py still runs 60 s after %s" % sig)
     assert run.proc.returncode != 0
     for stream in (run.proc.stdin, run.proc.stdout, run.proc.stderr):
         stream.close()
     assert_nothing_left(run.tag, run.log_dir)
+
+
+def test_ctrl_c_during_start_up_removes_everything(runs):
+    host = next_host()
+    log_dir = runs.log_dir(host)
+    proc = subprocess.Popen(harness_argv(host, log_dir, 3, 3), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=harness_env())
+    seen = b""
+    deadline = time.monotonic() + 60
+    while b"Starting servers" not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout.fileno()], [], [], 0.2)
+        if ready:
+            part = os.read(proc.stdout.fileno(), 65536)
+            if not part:
+                break
+            seen += part
+    time.sleep(0.3)  # somewhere in the middle of starting the servers
+    proc.send_signal(signal.SIGINT)
+    try:
+        stdout, _stderr = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stdout, _stderr = proc.communicate()
+    tag = runs.track((seen + stdout).decode(errors="replace"), log_dir)
+    assert proc.returncode != 0
+    assert_nothing_left(tag, log_dir)
+
+
+def test_port_in_use_is_a_clear_error(runs):
+    host = next_host()
+    log_dir = runs.log_dir(host)
+    blocker = socket.socket()
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    blocker.bind((host, 9001))
+    blocker.listen()
+    try:
+        result = subprocess.run(harness_argv(host, log_dir, 1, 2), input="terminate\n",
+                                capture_output=True, text=True, env=harness_env(),
+                                timeout=RUN_TIMEOUT)
+    finally:
+        blocker.close()
+    tag = runs.track(result.stdout, log_dir)
+    assert result.returncode == 1, result
+    assert "%s:9001 is already in use" % host in result.stderr, result
+    assert_nothing_left(tag, log_dir)
+
+
+def test_missing_images_name_build_sh(runs):
+    host = next_host()
+    log_dir = runs.log_dir(host)
+    env = harness_env()
+    env["KVS_IMAGE_VERSION"] = "0.0.0-not-built"
+    result = subprocess.run(harness_argv(host, log_dir, 1, 1), input="terminate\n",
+                            capture_output=True, text=True, env=env, timeout=RUN_TIMEOUT)
+    tag = runs.track(result.stdout, log_dir)
+    assert result.returncode == 1, result
+    assert "kvs-frontend:0.0.0-not-built" in result.stderr, result
+    assert "docker/build.sh" in result.stderr
+    assert_nothing_left(tag, log_dir)
 
 
 def test_images_are_non_root_scratch_with_labels(docker_images):
