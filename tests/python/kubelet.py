@@ -353,3 +353,124 @@ class Kubelet:
                 raise KubeletError(f"{pod.name} exited before its {kind} passed:\n{self.logs(pod)}")
             time.sleep(0.25)
         raise KubeletError(f"{pod.name}: {kind} did not pass within {timeout} s:\n{self.logs(pod)}")
+
+
+# -- the course's cluster: one node, hostNetwork pods ---------------------------
+
+NODE_ENV = "KVS_KUBELET_NODE"
+TAG_ENV = "KVS_KUBELET_TAG"
+NODE_LABELS = {"role": "general"}  # the course labels its one node so (kubectl label nodes)
+PAUSE_PORT = 65000  # the node's own placeholder process listens here
+
+
+def start_course_node(tag):
+    """The course's one node: a container with no network but loopback,
+    whose network namespace every hostNetwork pod shares (so, as on the
+    course's node, the pods reach each other on localhost). Its process, a
+    kvs-client on 127.0.0.1:65000, only holds the namespace. Returns its id."""
+    return docker("run", "--detach", "--name", f"kvs-course-{tag}-node",
+                  "--label", f"{LABEL}={tag}", "--network", "none",
+                  "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+                  "--env", "CLIENT_ID=0", "--env", f"KVS_CLIENT_PORT={PAUSE_PORT}",
+                  "--env", "KVS_BIND=127.0.0.1", "--pull", "never", "kvs-client:0.1.0")
+
+
+def node_pid(node_cid):
+    """Host pid of the node's process (for ``nsenter -t PID -n``)."""
+    return int(docker("inspect", "--format", "{{.State.Pid}}", node_cid))
+
+
+def remove_by_label(tag):
+    """Removes every container and network labelled kvs.kubelet=<tag>, by id."""
+    for cid in docker("ps", "--all", "--quiet", "--filter", f"label={LABEL}={tag}", check=False).split():
+        docker("rm", "--force", cid, check=False, timeout=30)
+    for nid in docker("network", "ls", "--quiet", "--filter", f"label={LABEL}={tag}", check=False).split():
+        docker("network", "rm", nid, check=False, timeout=30)
+
+
+def _ns(**kwargs):
+    import types
+    return types.SimpleNamespace(**kwargs)
+
+
+class CoursePods:
+    """The pod calls the course's run_cluster.py makes (through shared/util.py),
+    played on Docker on the node above: create, list by label selector with a
+    phase, delete. Used by a stand-in ``kubernetes`` package the harness
+    imports instead of the real client."""
+
+    def __init__(self, node_cid, tag):
+        self.node = node_cid
+        self.tag = tag
+
+    @classmethod
+    def from_env(cls):
+        return cls(os.environ[NODE_ENV], os.environ[TAG_ENV])
+
+    def create(self, namespace, body):
+        meta, spec = body["metadata"], body["spec"]
+        name = meta["name"]
+        if not spec.get("hostNetwork"):
+            raise KubeletError(f"{name}: the course's harness reaches pods on localhost: hostNetwork needed")
+        node_selector = spec.get("nodeSelector") or {}
+        if node_selector and not selects(node_selector, NODE_LABELS):
+            raise KubeletError(f"{name}: nodeSelector {spec['nodeSelector']} matches no node")
+        if body.get("spec", {}).get("imagePullSecrets"):
+            raise KubeletError(f"{name}: no registry here, no pull secret to use")
+        c = spec["containers"][0]
+        if c.get("imagePullPolicy") != "IfNotPresent":
+            raise KubeletError(f"{name}: imagePullPolicy {c.get('imagePullPolicy')} would pull from a registry")
+        sc = c.get("securityContext", {})
+        if sc.get("privileged"):
+            raise KubeletError(f"{name}: privileged pods are not played here")
+        argv = ["run", "--detach", "--name", f"kvs-course-{self.tag}-{name}",
+                "--label", f"{LABEL}={self.tag}", "--label", f"kvs.course.ns={namespace}",
+                "--label", f"kvs.course.name={name}",
+                "--network", f"container:{self.node}", "--pull", "never"]
+        for key, value in meta.get("labels", {}).items():
+            argv += ["--label", f"kvs.course.label.{key}={value}"]
+        if "runAsUser" in sc:
+            argv += ["--user", f"{sc['runAsUser']}:{sc.get('runAsGroup', sc['runAsUser'])}"]
+        if sc.get("allowPrivilegeEscalation") is False:
+            argv += ["--security-opt", "no-new-privileges"]
+        for entry in c.get("env", []):
+            argv += ["--env", f"{entry['name']}={entry['value']}"]
+        argv.append(c["image"])
+        argv += c.get("command", []) + c.get("args", [])
+        docker(*argv)
+        return _ns(metadata=_ns(name=name))
+
+    def _containers(self, namespace, label_selector):
+        argv = ["ps", "--all", "--quiet", "--filter", f"label={LABEL}={self.tag}",
+                "--filter", f"label=kvs.course.ns={namespace}"]
+        for term in filter(None, (label_selector or "").split(",")):
+            key, _, value = term.partition("=")
+            argv += ["--filter", f"label=kvs.course.label.{key.strip()}={value.strip()}"]
+        return docker(*argv).split()
+
+    def list(self, namespace, label_selector=None):
+        items = []
+        for cid in self._containers(namespace, label_selector):
+            out = docker("inspect", "--format",
+                         '{{index .Config.Labels "kvs.course.name"}} {{.State.Status}} {{.State.ExitCode}}',
+                         cid, check=False)
+            if not out:
+                continue  # removed meanwhile
+            name, state, code = out.split()
+            phase = {"created": "Pending", "running": "Running", "restarting": "Running",
+                     "paused": "Running"}.get(state, "Succeeded" if code == "0" else "Failed")
+            items.append(_ns(metadata=_ns(name=name),
+                             status=_ns(phase=phase, pod_ip="127.0.0.1")))
+        return _ns(items=items)
+
+    def delete(self, name, namespace, grace=30):
+        """Deleting a pod: SIGTERM, SIGKILL after the grace period, gone."""
+        cids = docker("ps", "--all", "--quiet", "--filter", f"label={LABEL}={self.tag}",
+                      "--filter", f"label=kvs.course.ns={namespace}",
+                      "--filter", f"label=kvs.course.name={name}").split()
+        if not cids:
+            raise KubeletError(f"pod {name} not found")
+        for cid in cids:
+            docker("stop", "--time", str(grace), cid, timeout=grace + 30)
+            docker("rm", "--force", cid)
+        return _ns(metadata=_ns(name=name))
