@@ -259,6 +259,9 @@ class DockerBackend(Backend):
     def partition_server(self, server_id):
         """Cuts server ``server_id`` off the network (it keeps running)."""
         container = self._server(server_id)
+        with self._lock:
+            if server_id in self._partitioned:
+                raise ValueError("server %d is already partitioned" % server_id)
         docker("network", "disconnect", self._network_id, container.cid)
         with self._lock:
             self._partitioned.add(server_id)
@@ -277,6 +280,9 @@ class DockerBackend(Backend):
     def pause_server(self, server_id):
         """Freezes every process of server ``server_id`` (docker pause)."""
         container = self._server(server_id)
+        with self._lock:
+            if container.cid in self._paused:
+                raise ValueError("server %d is already paused" % server_id)
         docker("pause", container.cid)
         with self._lock:
             self._paused.add(container.cid)
@@ -293,7 +299,10 @@ class DockerBackend(Backend):
 
     def kill_frontend(self):
         """SIGKILLs the frontend container (its volume stays)."""
-        docker("kill", "--signal", "KILL", self._require_frontend().cid)
+        container = self._require_frontend()
+        if not self._running(container):
+            raise ValueError("the frontend is not running (use restartFrontend)")
+        docker("kill", "--signal", "KILL", container.cid)
 
     def restart_frontend(self):
         """Starts the frontend container again on the same volume; waits until it serves.
