@@ -73,6 +73,33 @@ def docker_available():
         return str(exc)
 
 
+REPO = Path(__file__).resolve().parents[2]
+BUILD_SH = REPO / "docker" / "build.sh"
+BUILD_SECONDS = 1800
+_build_result = None
+
+
+def build_images_once():
+    """Runs docker/build.sh once per process (docker's and cargo's caches make
+    a repeat cheap), so the images hold the current code. Returns (ok, output
+    tail). KVS_SKIP_IMAGE_BUILD=1 uses the images as they are."""
+    global _build_result
+    if os.environ.get("KVS_SKIP_IMAGE_BUILD") == "1":
+        return True, "KVS_SKIP_IMAGE_BUILD=1"
+    if _build_result is None:
+        try:
+            r = subprocess.run([str(BUILD_SH)], cwd=REPO, stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True, timeout=BUILD_SECONDS, check=False)
+            _build_result = (r.returncode == 0, (r.stdout[-2000:] + r.stderr[-3000:]).strip())
+        except subprocess.TimeoutExpired:
+            _build_result = (False, f"{BUILD_SH} took more than {BUILD_SECONDS} s")
+    return _build_result
+
+
+def missing_images(images):
+    return [i for i in images if docker("image", "inspect", "--format", "{{.Id}}", i, check=False) == ""]
+
+
 def load_manifests(folder):
     """Every object of every *.yaml/*.yml in folder (kustomization files aside)."""
     objs = []
@@ -363,16 +390,16 @@ NODE_LABELS = {"role": "general"}  # the course labels its one node so (kubectl 
 PAUSE_PORT = 65000  # the node's own placeholder process listens here
 
 
-def start_course_node(tag):
+def start_course_node(tag, image):
     """The course's one node: a container with no network but loopback,
     whose network namespace every hostNetwork pod shares (so, as on the
     course's node, the pods reach each other on localhost). Its process, a
-    kvs-client on 127.0.0.1:65000, only holds the namespace. Returns its id."""
+    kvs-client (``image``) on 127.0.0.1:65000, only holds the namespace. Returns its id."""
     return docker("run", "--detach", "--name", f"kvs-course-{tag}-node",
                   "--label", f"{LABEL}={tag}", "--network", "none",
                   "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
                   "--env", "CLIENT_ID=0", "--env", f"KVS_CLIENT_PORT={PAUSE_PORT}",
-                  "--env", "KVS_BIND=127.0.0.1", "--pull", "never", "kvs-client:0.1.0")
+                  "--env", "KVS_BIND=127.0.0.1", "--pull", "never", image)
 
 
 def node_pid(node_cid):

@@ -16,8 +16,8 @@ It then drives the course's commands through stdin, including testKVS with
 a server added in the middle, and checks the printed replies and that no
 ``[Error`` line appears.
 
-Needs: Docker and the images of docker/build.sh (skips without them, fails
-when CI is set), root for nsenter, and a checkout of the course's project1
+Needs: Docker (skips without it, fails when CI is set; docker/build.sh is
+run once per session for the images), root for nsenter, and a checkout of the course's project1
 folder named by the environment variable KVS_COURSE_PROJECT1 (skips without
 it: the course's code is not part of this repository).
 """
@@ -105,29 +105,31 @@ def require():
         pytest.skip("set KVS_COURSE_PROJECT1 to a checkout of the course's project1 folder "
                     "(vijay03/cs380d-f23)")
     why = kubelet.docker_available()
-    if why is None:
-        missing = [i for i in ("kvs-frontend:0.1.0", "kvs-server:0.1.0", "kvs-client:0.1.0")
-                   if kubelet.docker("image", "inspect", "--format", "{{.Id}}", i, check=False) == ""]
-        if missing:
-            why = f"images {', '.join(missing)} are missing: run docker/build.sh"
     if why is not None:
         if os.environ.get("CI"):
-            pytest.fail(why, pytrace=False)
+            pytest.fail(f"CI is set but Docker is not usable: {why}", pytrace=False)
         pytest.skip(why)
+    ok, output = kubelet.build_images_once()
+    if not ok:
+        pytest.fail(f"docker/build.sh failed:\n{output}", pytrace=False)
+    images = {pod["metadata"]["name"]: pod["spec"]["containers"][0]["image"]
+              for pod in kubelet.load_manifests(COURSE_HOME / "yaml" / "pods")}
+    missing = kubelet.missing_images(sorted(images.values()))
+    assert not missing, f"images {missing} are missing after docker/build.sh"
     if os.geteuid() != 0 or shutil.which("nsenter") is None:
         pytest.skip("needs root and nsenter to run the harness in the node's network namespace")
-    return Path(course)
+    return Path(course), images["client-pod"]
 
 
 def test_course_run_cluster_deploys_kvs_from_k8s_course(tmp_path):
-    course = require()
+    course, client_image = require()
     fake = tmp_path / "fake" / "kubernetes"
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text(FAKE_KUBERNETES)
     (fake / "stream.py").write_text(FAKE_STREAM)
     tag = "course" + os.urandom(3).hex()
     try:
-        node = kubelet.start_course_node(tag)
+        node = kubelet.start_course_node(tag, client_image)
         env = {
             **os.environ,
             "KVS_HOME": str(COURSE_HOME),
