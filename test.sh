@@ -1,14 +1,28 @@
 #!/usr/bin/env bash
 # Runs every kvs test against release builds of the real binaries:
+#   0. the container images (docker/build.sh: static binaries, FROM scratch),
 #   1. Rust unit tests and whole-cluster tests (cargo-nextest, else cargo test),
+#      container fault runs among them,
 #   2. doc examples,
-#   3. Python interop and harness tests (pytest, installed here if missing).
+#   3. Python interop and harness tests (pytest, installed here if missing),
+#      the Docker backend and the Kubernetes manifests among them.
+# Without a Docker engine the container tests skip, unless CI is set.
 # Usage: ./test.sh [extra pytest arguments]
 set -euo pipefail
 cd "$(dirname "$0")"
 
 echo "== building release binaries"
 cargo build --release --workspace --bins
+
+echo "== container images"
+if docker info >/dev/null 2>&1; then
+    docker/build.sh
+elif [ -n "${CI:-}" ]; then
+    echo "CI is set but no Docker engine answers" >&2
+    exit 1
+else
+    echo "no Docker engine: container tests will be skipped"
+fi
 
 echo "== Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then

@@ -1,5 +1,6 @@
-//! `kvs-bench check`: run clients against a local cluster while injecting
-//! faults, record every operation, and check the history.
+//! `kvs-bench check`: run clients against a cluster (local processes or
+//! containers) while injecting faults, record every operation, and check
+//! the history.
 //!
 //! N clients, each with its own connection, pick a key from a small key
 //! space (so keys collide) and put a value never used before or get, back to
@@ -20,7 +21,8 @@ use rand::{Rng, SeedableRng};
 use thiserror::Error;
 
 use crate::cluster::{Binaries, ClusterError, LocalCluster};
-use crate::faults::{Fault, FaultInjector, FaultKind};
+use crate::containers::ContainerCluster;
+use crate::faults::{Fault, FaultInjector, FaultKind, FaultTarget};
 use crate::history::{Call, History, Operation, Outcome, Recorder};
 
 /// What to run.
@@ -64,11 +66,42 @@ pub struct Progress {
     pub faults: AtomicU64,
 }
 
-/// Runs `spec` on a fresh local cluster.
-pub async fn run(bins: Binaries, spec: &CheckSpec, progress: Arc<Progress>) -> Result<CheckRun, CheckRunError> {
-    let data_dir = scratch_dir(spec.seed)?;
-    let data_arg = data_dir.to_string_lossy().into_owned();
-    let mut cluster = LocalCluster::new(bins).with_frontend_args(&["--data-dir", &data_arg]);
+/// Where the cluster of a run lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// Local processes on a loopback address of their own.
+    Local,
+    /// Docker containers on a network of their own (images of `docker/build.sh`).
+    Docker,
+}
+
+/// Runs `spec` on a fresh cluster of `backend`.
+pub async fn run(
+    backend: Backend,
+    bins: Binaries,
+    spec: &CheckSpec,
+    progress: Arc<Progress>,
+) -> Result<CheckRun, CheckRunError> {
+    match backend {
+        Backend::Local => {
+            let data_dir = scratch_dir(spec.seed)?;
+            let data_arg = data_dir.to_string_lossy().into_owned();
+            let cluster = LocalCluster::new(bins).with_frontend_args(&["--data-dir", &data_arg]);
+            let run = run_on(cluster, spec, progress).await;
+            let _ = std::fs::remove_dir_all(&data_dir);
+            run
+        }
+        Backend::Docker => run_on(ContainerCluster::create().await?, spec, progress).await,
+    }
+}
+
+/// Runs `spec` on `cluster` (nothing started yet), which is dropped (and so
+/// cleaned up) before the history is returned.
+pub async fn run_on(
+    mut cluster: impl FaultTarget,
+    spec: &CheckSpec,
+    progress: Arc<Progress>,
+) -> Result<CheckRun, CheckRunError> {
     cluster.start_frontend().await?;
     for _ in 0..spec.servers.max(1) {
         cluster.add_server().await?;
@@ -98,7 +131,6 @@ pub async fn run(bins: Binaries, spec: &CheckSpec, progress: Arc<Progress>) -> R
         let _ = client.await;
     }
     drop(cluster);
-    let _ = std::fs::remove_dir_all(&data_dir);
     let history = Arc::try_unwrap(recorder)
         .map_err(|_| CheckRunError::RecorderShared)?
         .into_history();
@@ -110,7 +142,7 @@ pub async fn run(bins: Binaries, spec: &CheckSpec, progress: Arc<Progress>) -> R
 
 /// Injects faults until the run's duration is over.
 async fn inject_until(
-    cluster: &mut LocalCluster,
+    cluster: &mut impl FaultTarget,
     spec: &CheckSpec,
     progress: &Progress,
 ) -> Result<Vec<(Duration, Fault)>, CheckRunError> {

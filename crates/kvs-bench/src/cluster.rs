@@ -36,6 +36,9 @@ pub enum ClusterError {
     Rpc(#[from] RpcError),
     #[error("port for id {0} out of range")]
     BadId(i32),
+    /// A `docker` command failed (container clusters).
+    #[error("{0}")]
+    Docker(String),
     #[error("server {id} did not become active within {limit:?} (last status: {status})")]
     NotActive {
         id: ServerId,
@@ -325,20 +328,7 @@ impl LocalCluster {
 
     /// Waits (bounded) until the frontend reports server `id` active.
     pub async fn wait_active(&self, id: ServerId, limit: Duration) -> Result<(), ClusterError> {
-        let frontend = self.frontend()?;
-        let started = tokio::time::Instant::now();
-        loop {
-            let status = frontend.cluster_status().await?;
-            let active =
-                kvs_proto::reply::parse_cluster_status(&status).is_some_and(|[active, _, _]| active.contains(&id));
-            if active {
-                return Ok(());
-            }
-            if started.elapsed() >= limit {
-                return Err(ClusterError::NotActive { id, limit, status });
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_active(&self.frontend()?, id, limit).await
     }
 
     /// Ids of the server processes this cluster still runs.
@@ -401,6 +391,22 @@ impl Process {
 
     async fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
         tokio::time::timeout(limit, self.child.wait()).await.ok()?.ok()
+    }
+}
+
+/// Waits (bounded) until `frontend` reports server `id` active.
+pub async fn wait_active(frontend: &FrontendClient, id: ServerId, limit: Duration) -> Result<(), ClusterError> {
+    let started = tokio::time::Instant::now();
+    loop {
+        let status = frontend.cluster_status().await?;
+        let active = kvs_proto::reply::parse_cluster_status(&status).is_some_and(|[active, _, _]| active.contains(&id));
+        if active {
+            return Ok(());
+        }
+        if started.elapsed() >= limit {
+            return Err(ClusterError::NotActive { id, limit, status });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -1,18 +1,22 @@
-//! The faults `kvs-bench check` injects into a local cluster, and a seeded
+//! The faults `kvs-bench check` injects into a cluster, and a seeded
 //! schedule of them, so a failing run can be replayed with the same seed.
 //!
-//! Each kind is a real action on real processes: SIGKILL a server, start a
+//! Each kind is a real action on real processes or containers, through a
+//! [`FaultTarget`] (local processes: [`LocalCluster`]; containers:
+//! [`crate::containers::ContainerCluster`]): SIGKILL a server, start a
 //! killed one again under its id, `addServer` a new one, `shutdownServer`
-//! one, SIGSTOP a server and SIGCONT it later, SIGKILL the frontend and start
-//! it again on the same data folder. The injector never takes down more than
-//! `servers - 1` servers at once, so at least one server keeps every
-//! acknowledged write (the frontend's recovery guarantee needs one).
+//! one, freeze a server and thaw it later (SIGSTOP/SIGCONT, `docker pause`),
+//! cut a server off the network and reconnect it (containers only), SIGKILL
+//! the frontend and start it again on the same data folder. The injector
+//! never takes down more than `servers - 1` servers at once, so at least one
+//! server keeps every acknowledged write (the frontend's recovery guarantee
+//! needs one).
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
 
-use kvs_proto::ServerId;
+use kvs_proto::{FrontendClient, ServerId};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -34,11 +38,24 @@ pub enum FaultKind {
     Pause,
     /// SIGKILL the frontend and start it again.
     Frontend,
+    /// Cut a server off the network, reconnect it some time later
+    /// (containers only).
+    Partition,
 }
 
 impl FaultKind {
+    /// Every kind a container cluster supports.
+    pub const ALL: [FaultKind; 7] = [
+        FaultKind::Kill,
+        FaultKind::Restart,
+        FaultKind::Add,
+        FaultKind::Shutdown,
+        FaultKind::Pause,
+        FaultKind::Frontend,
+        FaultKind::Partition,
+    ];
     /// Every kind a local cluster supports.
-    pub const ALL: [FaultKind; 6] = [
+    pub const LOCAL: [FaultKind; 6] = [
         FaultKind::Kill,
         FaultKind::Restart,
         FaultKind::Add,
@@ -67,6 +84,7 @@ pub enum Fault {
     ShutDown(ServerId),
     Paused { server: ServerId, for_ms: u64 },
     FrontendRestarted { down_ms: u64 },
+    Partitioned { server: ServerId, for_ms: u64 },
 }
 
 impl fmt::Display for Fault {
@@ -76,9 +94,97 @@ impl fmt::Display for Fault {
             Fault::Restarted(id) => write!(f, "restart server {id} (empty)"),
             Fault::Added(id) => write!(f, "addServer {id}"),
             Fault::ShutDown(id) => write!(f, "shutdownServer {id}"),
-            Fault::Paused { server, for_ms } => write!(f, "SIGSTOP server {server} for {for_ms} ms"),
+            Fault::Paused { server, for_ms } => write!(f, "freeze server {server} for {for_ms} ms"),
+            Fault::Partitioned { server, for_ms } => write!(f, "cut server {server} off the network for {for_ms} ms"),
             Fault::FrontendRestarted { down_ms } => write!(f, "SIGKILL frontend, restart after {down_ms} ms"),
         }
+    }
+}
+
+/// What the injector needs of a cluster: real actions on its processes or
+/// containers. Generic code drives it from one task, so its futures need
+/// not be `Send`.
+#[allow(async_fn_in_trait)]
+pub trait FaultTarget {
+    /// Where clients reach the frontend.
+    fn frontend_url(&self) -> String;
+    /// Ids of the servers still running (killed or shut down ones are not).
+    fn running_servers(&self) -> Vec<ServerId>;
+    /// Whether [`FaultTarget::partition_server`] is possible here.
+    fn can_partition(&self) -> bool {
+        false
+    }
+    /// Starts (or restarts) the frontend; returns once it answers.
+    async fn start_frontend(&mut self) -> Result<(), ClusterError>;
+    /// SIGKILLs the frontend.
+    async fn kill_frontend(&mut self) -> Result<(), ClusterError>;
+    /// Starts the next server id and adds it through the frontend.
+    async fn add_server(&mut self) -> Result<ServerId, ClusterError>;
+    /// Starts server `id` again (after a kill), without telling the frontend.
+    async fn restart_server(&mut self, id: ServerId) -> Result<(), ClusterError>;
+    /// SIGKILLs server `id` (a crash: the frontend is not told).
+    async fn kill_server(&mut self, id: ServerId) -> Result<(), ClusterError>;
+    /// Waits (bounded) for server `id` to exit by itself; true if it did.
+    async fn wait_server_exit(&mut self, id: ServerId, limit: Duration) -> Result<bool, ClusterError>;
+    /// Freezes server `id`: it keeps its connections but answers nothing.
+    async fn pause_server(&mut self, id: ServerId) -> Result<(), ClusterError>;
+    /// Thaws a frozen server.
+    async fn resume_server(&mut self, id: ServerId) -> Result<(), ClusterError>;
+    /// Cuts server `id` off the network.
+    async fn partition_server(&mut self, id: ServerId) -> Result<(), ClusterError> {
+        Err(ClusterError::NoSuchProcess(format!(
+            "partition of server {id}: not on this cluster"
+        )))
+    }
+    /// Reconnects a server cut off by [`FaultTarget::partition_server`].
+    async fn heal_server(&mut self, id: ServerId) -> Result<(), ClusterError> {
+        Err(ClusterError::NoSuchProcess(format!(
+            "heal of server {id}: not on this cluster"
+        )))
+    }
+    /// A typed client of the frontend.
+    fn frontend(&self) -> Result<FrontendClient, ClusterError> {
+        Ok(FrontendClient::new(
+            &self.frontend_url(),
+            Some(Duration::from_secs(30)),
+        )?)
+    }
+    /// Waits (bounded) until the frontend reports server `id` active.
+    async fn wait_active(&self, id: ServerId, limit: Duration) -> Result<(), ClusterError> {
+        crate::cluster::wait_active(&self.frontend()?, id, limit).await
+    }
+}
+
+impl FaultTarget for LocalCluster {
+    fn frontend_url(&self) -> String {
+        LocalCluster::frontend_url(self)
+    }
+    fn running_servers(&self) -> Vec<ServerId> {
+        LocalCluster::running_servers(self)
+    }
+    async fn start_frontend(&mut self) -> Result<(), ClusterError> {
+        LocalCluster::start_frontend(self).await
+    }
+    async fn kill_frontend(&mut self) -> Result<(), ClusterError> {
+        LocalCluster::kill_frontend(self).await
+    }
+    async fn add_server(&mut self) -> Result<ServerId, ClusterError> {
+        LocalCluster::add_server(self).await
+    }
+    async fn restart_server(&mut self, id: ServerId) -> Result<(), ClusterError> {
+        self.start_server_id(id).await.map(|_| ())
+    }
+    async fn kill_server(&mut self, id: ServerId) -> Result<(), ClusterError> {
+        LocalCluster::kill_server(self, id).await
+    }
+    async fn wait_server_exit(&mut self, id: ServerId, limit: Duration) -> Result<bool, ClusterError> {
+        Ok(LocalCluster::wait_server_exit(self, id, limit).await?.is_some())
+    }
+    async fn pause_server(&mut self, id: ServerId) -> Result<(), ClusterError> {
+        self.signal_server(id, "STOP")
+    }
+    async fn resume_server(&mut self, id: ServerId) -> Result<(), ClusterError> {
+        self.signal_server(id, "CONT")
     }
 }
 
@@ -113,7 +219,7 @@ impl FaultInjector {
     }
 
     /// Applies one fault the cluster can take now, if any.
-    pub async fn inject(&mut self, cluster: &mut LocalCluster) -> Result<Option<Fault>, ClusterError> {
+    pub async fn inject(&mut self, cluster: &mut impl FaultTarget) -> Result<Option<Fault>, ClusterError> {
         let running = cluster.running_servers();
         let can_take_one_down = running.len() > 1 && self.killed.len() < self.max_down;
         let applicable: Vec<FaultKind> = self
@@ -122,6 +228,7 @@ impl FaultInjector {
             .copied()
             .filter(|kind| match kind {
                 FaultKind::Kill | FaultKind::Shutdown | FaultKind::Pause => can_take_one_down,
+                FaultKind::Partition => can_take_one_down && cluster.can_partition(),
                 FaultKind::Restart => !self.killed.is_empty(),
                 FaultKind::Add | FaultKind::Frontend => true,
             })
@@ -138,7 +245,7 @@ impl FaultInjector {
             }
             FaultKind::Restart => {
                 let id = self.pick(&self.killed.iter().copied().collect::<Vec<_>>())?;
-                cluster.start_server_id(id).await?;
+                cluster.restart_server(id).await?;
                 self.killed.remove(&id);
                 // Readmitted by the frontend's failure detector; wait so the
                 // next fault does not find it still catching up.
@@ -157,10 +264,18 @@ impl FaultInjector {
             FaultKind::Pause => {
                 let server = self.pick(&running)?;
                 let for_ms = self.rng.random_range(300..=2500);
-                cluster.signal_server(server, "STOP")?;
+                cluster.pause_server(server).await?;
                 tokio::time::sleep(Duration::from_millis(for_ms)).await;
-                cluster.signal_server(server, "CONT")?;
+                cluster.resume_server(server).await?;
                 Fault::Paused { server, for_ms }
+            }
+            FaultKind::Partition => {
+                let server = self.pick(&running)?;
+                let for_ms = self.rng.random_range(300..=3000);
+                cluster.partition_server(server).await?;
+                tokio::time::sleep(Duration::from_millis(for_ms)).await;
+                cluster.heal_server(server).await?;
+                Fault::Partitioned { server, for_ms }
             }
             FaultKind::Frontend => {
                 let down_ms = self.rng.random_range(50..=800);

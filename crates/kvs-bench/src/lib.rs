@@ -12,7 +12,10 @@
 //!   with [`results`] (medians, ratios, verdicts, tables), [`cpu`] (where
 //!   the CPU went) and [`plot`]; [`procs`] runs their child processes;
 //! - [`commands`]: the `load`, `floor` and `compare` command lines;
-//! - [`faults`]: the fault kinds and a seeded schedule of them;
+//! - [`faults`]: the fault kinds, a seeded schedule of them, and what a
+//!   cluster must offer to be broken ([`faults::FaultTarget`]);
+//! - [`containers`]: the same cluster as Docker containers on a network of
+//!   their own (kills, pauses and partitions of containers);
 //! - [`footprint`]: memory per key and catch-up time at 1M keys;
 //! - [`check`]: a fault-injection run whose history is checked for
 //!   linearizability ([`history`], [`checker`]).
@@ -23,6 +26,7 @@ pub mod checker;
 pub mod cluster;
 pub mod commands;
 pub mod compare;
+pub mod containers;
 pub mod cpu;
 pub mod faults;
 pub mod floor;

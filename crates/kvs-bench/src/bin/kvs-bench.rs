@@ -23,7 +23,7 @@ use std::sync::atomic::Ordering;
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use kvs_bench::check::{self, CheckSpec, Progress};
+use kvs_bench::check::{self, Backend, CheckSpec, Progress};
 use kvs_bench::checker::{self, CheckError};
 use kvs_bench::cluster::Binaries;
 use kvs_bench::commands;
@@ -76,9 +76,14 @@ struct CheckArgs {
     /// Servers at the start.
     #[arg(long, default_value_t = 3)]
     servers: usize,
-    /// Fault kinds to inject (comma-separated); none for a fault-free run.
-    #[arg(long, value_delimiter = ',', default_values_t = FaultKind::ALL.to_vec())]
-    faults: Vec<FaultKind>,
+    /// Where the cluster runs: local processes, or Docker containers (the
+    /// images of docker/build.sh) on a network of their own.
+    #[arg(long, value_enum, default_value_t = Backend::Local)]
+    backend: Backend,
+    /// Fault kinds to inject (comma-separated); none for a fault-free run
+    /// [default: every kind the backend supports; partition needs docker].
+    #[arg(long, value_delimiter = ',')]
+    faults: Option<Vec<FaultKind>>,
     /// Seed of the fault schedule and the clients' choices [default: drawn at random].
     #[arg(long)]
     seed: Option<u64>,
@@ -153,9 +158,18 @@ async fn run_footprint(args: FootprintArgs) -> ExitCode {
 
 async fn run_check(args: CheckArgs) -> ExitCode {
     let seed = args.seed.unwrap_or_else(rand::random);
-    let kinds: Vec<String> = args.faults.iter().map(ToString::to_string).collect();
+    let faults = args.faults.unwrap_or_else(|| match args.backend {
+        Backend::Local => FaultKind::LOCAL.to_vec(),
+        Backend::Docker => FaultKind::ALL.to_vec(),
+    });
+    if args.backend == Backend::Local && faults.contains(&FaultKind::Partition) {
+        eprintln!("check: partition faults need --backend docker");
+        return ExitCode::from(2);
+    }
+    let kinds: Vec<String> = faults.iter().map(ToString::to_string).collect();
     println!(
-        "check: seed {seed}, {} s, {} clients, {} keys, {} servers, faults [{}] (replay with --seed {seed})",
+        "check: seed {seed}, {:?} backend, {} s, {} clients, {} keys, {} servers, faults [{}] (replay with --seed {seed})",
+        args.backend,
         args.duration,
         args.clients,
         args.keys,
@@ -167,7 +181,7 @@ async fn run_check(args: CheckArgs) -> ExitCode {
         clients: args.clients,
         keys: args.keys,
         servers: args.servers,
-        kinds: args.faults,
+        kinds: faults,
         seed,
         fault_interval: Duration::from_millis(args.fault_interval_ms),
         timeout: Duration::from_millis(args.timeout_ms),
@@ -175,7 +189,7 @@ async fn run_check(args: CheckArgs) -> ExitCode {
     let bins = args.bin_dir.map(Binaries::in_dir).unwrap_or_else(Binaries::locate);
     let progress = Arc::new(Progress::default());
     let bar = progress_bar(spec.duration, Arc::clone(&progress));
-    let run = check::run(bins, &spec, progress).await;
+    let run = check::run(args.backend, bins, &spec, progress).await;
     bar.finish_and_clear();
     let run = match run {
         Ok(run) => run,
