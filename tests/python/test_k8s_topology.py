@@ -10,6 +10,8 @@ names, and checks what the manifests promise without a human in the loop:
 - a scale-up (the next ordinal) is admitted, caught up and ready;
 - a scale-down (SIGTERM with the pod's grace period) leaves cleanly: the id
   is gone from the membership, not "lost";
+- a crashed server (SIGKILL), recreated empty under its ordinal, is
+  readmitted by catch-up and holds every pair again;
 - the client proxy Deployment reaches the frontend through the Service name;
 - a rescheduled frontend (new container, same claim volume) recovers the
   data from the servers before it turns ready.
@@ -122,6 +124,17 @@ def test_production_topology_on_docker():
         assert st["active"] == list(range(replicas)), (st, logs)
         assert fe.put(7, 71) == "Success"
 
+        # A server crashes (SIGKILL); the StatefulSet recreates it under the
+        # same ordinal, empty; the frontend readmits it by catch-up.
+        k.kill_pod(servers[1].name)
+        wait_status(fport, lambda s: 1 not in s["active"])
+        assert fe.put(8, 81) == "Success"
+        servers[1] = k.start_statefulset_pod("kvs-server", 1)
+        k.wait_probe(servers[1], "readinessProbe", READY_SECONDS)
+        wait_status(fport, lambda s: s["active"] == list(range(replicas)))
+        pairs = fe.printKVPairs(1).splitlines()
+        assert "8:81" in pairs and "7:71" in pairs and len(pairs) == 51, pairs[:5]
+
         # The frontend is rescheduled: same claim, new container. It recovers
         # from the servers before it is ready.
         k.delete_pod(frontend.name)
@@ -136,6 +149,7 @@ def test_production_topology_on_docker():
         wait_status(fport, lambda s: s["active"] == list(range(replicas)))
         fe = xmlrpc.client.ServerProxy(f"http://127.0.0.1:{fport}")
         assert fe.get(7) == "7:71"
+        assert fe.get(8) == "8:81"
         assert fe.get(100) == "100:1000"
         assert fe.get(49) == "49:490"
         for pod in servers:
