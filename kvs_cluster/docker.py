@@ -163,6 +163,7 @@ class DockerBackend(Backend):
         self._lock = threading.Lock()
         self._network_id = None
         self._volume_made = False
+        self._made_anything = False  # set before the first docker call that creates
         self._frontend = None
         self._servers = {}
         self._clients = {}
@@ -186,6 +187,7 @@ class DockerBackend(Backend):
         if build.build_wanted():
             self._build_images()
         self._require_images()
+        self._made_anything = True
         self._network_id = docker("network", "create", "--driver", "bridge",
                                   "--label", self.label, self.network)
         docker("volume", "create", "--label", self.label, self.volume)
@@ -232,6 +234,8 @@ class DockerBackend(Backend):
             if self._stopped:
                 return []
             self._stopped = True
+            if not self._made_anything:
+                return []
             containers = list(reversed(self._all))
             paused = list(self._paused)
             self._servers.clear()

@@ -532,3 +532,16 @@ def test_baseline_impl_needs_the_local_backend(capsys):
     with pytest.raises(SystemExit):
         cli.parse_args(["--backend", "docker", "--impl", "python-baseline"])
     assert "only with --backend local" in capsys.readouterr().err
+
+
+def test_no_docker_cli_is_one_clear_error(tmp_path):
+    env = harness_env()
+    env["PATH"] = str(tmp_path / "empty-path")
+    result = subprocess.run([sys.executable, RUN_CLUSTER, "-c", "1", "-s", "1",
+                             "--backend", "docker", "--host", "127.250.250.1",
+                             "--log-dir", str(tmp_path / "logs")],
+                            input="terminate\n", capture_output=True, text=True, env=env,
+                            timeout=60)
+    assert result.returncode == 1, result
+    assert "docker CLI is not installed" in result.stderr, result
+    assert "clean-up" not in result.stderr, result
