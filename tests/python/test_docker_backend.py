@@ -342,6 +342,8 @@ def test_python_xmlrpc_reaches_published_ports(interactive):
     assert run.command("addServer") == "Started server 2: Success"
     assert frontend.listServer() == "0, 1, 2"
     assert frontend.printKVPairs(2) == "5:55\n6:66"
+    assert run.command("shutdownServer:1") == "[Server 1] shutting down"  # exited by itself
+    assert frontend.listServer() == "0, 2"
     assert run.finish() == 0
     assert_nothing_left(run.tag, run.log_dir)
 
