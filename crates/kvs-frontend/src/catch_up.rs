@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use kvs_proto::{RpcError, ServerClient, ServerId};
+use kvs_proto::{RpcError, ServerClient, ServerId, reply};
 use thiserror::Error;
 
 use crate::committed::Committed;
@@ -76,10 +76,11 @@ impl CatchUp {
 
     /// Admits server `id`, reachable through `client`; returns once it is active.
     pub async fn add(&self, id: ServerId, client: Arc<ServerClient>) -> Result<(), CatchUpError> {
-        client
+        let alive = client
             .heartbeat()
             .await
             .map_err(|source| CatchUpError::Unreachable { id, source })?;
+        let boot = reply::boot_of(&alive).map(str::to_owned);
         let dropped = client
             .reset_store()
             .await
@@ -87,7 +88,7 @@ impl CatchUp {
         if dropped > 0 {
             tracing::info!(server = id, dropped, "stale pairs dropped before catch-up");
         }
-        let registration = self.log.register(id, Arc::clone(&client))?;
+        let registration = self.log.register(id, Arc::clone(&client), boot)?;
         if let Err(source) = self.send_snapshot(&client).await {
             self.log.abandon_join(id, registration.incarnation);
             return Err(CatchUpError::Transfer { id, source });

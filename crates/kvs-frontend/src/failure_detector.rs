@@ -4,7 +4,9 @@
 //! Every `--heartbeat-interval-ms` the frontend probes each member and each
 //! lost server with `heartbeat`, at most one probe per server at a time. A
 //! member that does not answer within `--heartbeat-timeout-ms` leaves the
-//! active set (like one that fails a replication call). A lost server that
+//! active set (like one that fails a replication call), and so does one
+//! that answers with another boot id than it was admitted with: it
+//! restarted between two probes and holds nothing. A lost server that
 //! answers — resumed after a pause, restarted under its id, reconnected —
 //! goes through a fresh [`CatchUp`] and becomes active again.
 
@@ -13,7 +15,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kvs_proto::{ServerClient, ServerId};
+use kvs_proto::{ServerClient, ServerId, reply};
 use parking_lot::Mutex;
 use tokio::time::MissedTickBehavior;
 
@@ -70,7 +72,15 @@ impl FailureDetector {
 
     async fn probe_member(self: Arc<Self>, id: ServerId, incarnation: u64, client: Arc<ServerClient>) {
         match tokio::time::timeout(self.timeout, client.heartbeat()).await {
-            Ok(Ok(_)) => {}
+            Ok(Ok(alive)) => {
+                if !self.log.same_boot(id, incarnation, reply::boot_of(&alive)) {
+                    self.log.fail(
+                        id,
+                        incarnation,
+                        &"the server restarted since it was admitted: its state is gone",
+                    );
+                }
+            }
             Ok(Err(error)) => self.log.fail(id, incarnation, &format!("heartbeat failed: {error}")),
             Err(_) => self
                 .log

@@ -36,6 +36,10 @@ pub struct Member {
     /// Tells this member's replicator apart from one of an earlier member
     /// with the same id.
     pub incarnation: u64,
+    /// The boot id of the server process this member was admitted as (see
+    /// `kvs_proto::reply::alive`); `None` until the first heartbeat tells it.
+    /// A different one means the process restarted and lost its state.
+    pub boot: Option<String>,
     /// Highest sequence number the server has acknowledged (all below it too).
     pub acked: u64,
     pub phase: Phase,

@@ -396,7 +396,13 @@ impl ReplicationLog {
     /// Registers server `id` as joining at the current commit point and
     /// starts its replicator. The caller must then send it a snapshot of
     /// [`Committed`] and call [`ReplicationLog::snapshot_sent`].
-    pub fn register(self: &Arc<Self>, id: ServerId, client: Arc<ServerClient>) -> Result<Registration, JoinError> {
+    /// `boot` is the boot id the server answered with before it was reset.
+    pub fn register(
+        self: &Arc<Self>,
+        id: ServerId,
+        client: Arc<ServerClient>,
+        boot: Option<String>,
+    ) -> Result<Registration, JoinError> {
         let (promoted_tx, promoted) = oneshot::channel();
         let changed = Arc::new(Notify::new());
         let incarnation = {
@@ -414,6 +420,7 @@ impl ReplicationLog {
             let member = Member {
                 client: Arc::clone(&client),
                 incarnation,
+                boot,
                 acked,
                 phase,
                 changed: Arc::clone(&changed),
@@ -437,6 +444,7 @@ impl ReplicationLog {
             let member = Member {
                 client: Arc::clone(&client),
                 incarnation,
+                boot: None,
                 acked: state.commit,
                 phase: Phase::Active,
                 changed: Arc::clone(&changed),
@@ -562,6 +570,25 @@ impl ReplicationLog {
             .collect();
         let lost = state.members.lost().map(|(id, c)| (id, Arc::clone(c))).collect();
         (members, lost)
+    }
+
+    /// Checks the boot id a heartbeat of member `id` (this incarnation)
+    /// answered with against the one it was admitted as, and records it if
+    /// none was known. False if they differ: the process restarted, and
+    /// whatever it was sent is gone.
+    pub fn same_boot(&self, id: ServerId, incarnation: u64, boot: Option<&str>) -> bool {
+        let mut state = self.state.lock();
+        let Some(member) = state.members.get_mut(id, incarnation) else {
+            return true;
+        };
+        match (&member.boot, boot) {
+            (Some(known), Some(seen)) => known == seen,
+            (None, Some(seen)) => {
+                member.boot = Some(seen.to_owned());
+                true
+            }
+            (_, None) => true,
+        }
     }
 
     /// The client of server `id`, member or lost.

@@ -361,3 +361,36 @@ async fn settled_pairs_case(tag: &str, pipeline: &str) -> TestResult {
     let _ = std::fs::remove_dir_all(&data_dir);
     Ok(())
 }
+
+#[tokio::test]
+async fn server_restarted_between_two_probes_is_caught_up_again() -> TestResult {
+    // Probes 3 s apart: the kill and the restart both fall between two, so
+    // no probe ever fails; only the new boot id tells the frontend.
+    let mut cluster = start(2, &["--heartbeat-interval-ms", "3000"]).await;
+    let frontend = cluster.frontend()?;
+    for key in 0..100 {
+        frontend.put(key, key * 7).await?;
+    }
+    let all = server_pairs(&cluster, 0).await?;
+    assert_eq!(all.lines().count(), 100);
+    // Let the first probes record the boot ids, then crash and restart fast.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    cluster.kill_server(1).await?;
+    cluster.start_server_id(1).await?;
+    assert_eq!(server_pairs(&cluster, 1).await?, "", "a restarted server is empty");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let pairs = server_pairs(&cluster, 1).await?;
+        if pairs == all {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server 1 was never caught up again; it holds {} pairs",
+            pairs.lines().count()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    cluster.wait_active(1, Duration::from_secs(10)).await?;
+    Ok(())
+}

@@ -7,8 +7,23 @@ use crate::{Key, ServerId, Value};
 
 /// The reply of `addServer`, and of a `put` once every active server holds it.
 pub const SUCCESS: &str = "Success";
-/// `heartbeat`'s reply.
+/// The start of `heartbeat`'s reply.
 pub const ALIVE: &str = "alive";
+
+/// `heartbeat`'s reply: `"alive BOOT"`, where `BOOT` tells this run of the
+/// server process apart from any earlier one under the same id, so the
+/// frontend notices a server that restarted (empty) between two probes.
+pub fn alive(boot: &str) -> String {
+    format!("{ALIVE} {boot}")
+}
+
+/// The boot id in a `heartbeat` reply (`None` from a server that sends none).
+pub fn boot_of(reply: &str) -> Option<&str> {
+    reply
+        .strip_prefix(ALIVE)?
+        .strip_prefix(' ')
+        .filter(|boot| !boot.is_empty())
+}
 
 /// `get`'s reply: `"KEY:VALUE"`, no spaces.
 pub fn pair(key: Key, value: Value) -> String {
@@ -79,6 +94,14 @@ mod tests {
         assert_eq!(status, "active: 0, 1; joining: ; lost: 3");
         assert_eq!(parse_cluster_status(&status), Some([vec![0, 1], vec![], vec![3]]));
         assert_eq!(parse_cluster_status("nonsense"), None);
+    }
+
+    #[test]
+    fn heartbeat_carries_the_boot_id() {
+        assert_eq!(boot_of(&alive("00ff")), Some("00ff"));
+        assert_eq!(boot_of("alive"), None);
+        assert_eq!(boot_of("alive "), None);
+        assert_eq!(boot_of("dead 00ff"), None);
     }
 
     #[test]

@@ -15,6 +15,8 @@ use crate::store::Store;
 #[derive(Debug)]
 pub struct ReplicaService {
     id: i32,
+    /// Tells this run of the process apart from earlier ones (see [`reply::alive`]).
+    boot: String,
     store: RwLock<Store>,
     shutdown: Notify,
 }
@@ -23,6 +25,7 @@ impl ReplicaService {
     pub fn new(id: i32) -> Self {
         ReplicaService {
             id,
+            boot: boot_id(),
             store: RwLock::new(Store::default()),
             shutdown: Notify::new(),
         }
@@ -32,6 +35,16 @@ impl ReplicaService {
     pub async fn shutdown_requested(&self) {
         self.shutdown.notified().await;
     }
+}
+
+/// A boot id unlikely to repeat: the start time in nanoseconds and the
+/// process id, in hex.
+fn boot_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|since| since.as_nanos())
+        .unwrap_or_default();
+    format!("{nanos:x}-{:x}", std::process::id())
 }
 
 /// Every method the server answers.
@@ -97,7 +110,7 @@ impl Handle<ApplyBatch> for ReplicaService {
 
 impl Handle<Heartbeat> for ReplicaService {
     async fn handle(&self, _call: Heartbeat) -> Result<String, Fault> {
-        Ok(reply::ALIVE.to_owned())
+        Ok(reply::alive(&self.boot))
     }
 }
 

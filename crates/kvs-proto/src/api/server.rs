@@ -34,7 +34,7 @@ rpc_method! {
     ApplyBatch = "applyBatch"(entries: Vec<u8>) -> i32
 }
 rpc_method! {
-    /// Liveness probe; replies `"alive"`.
+    /// Liveness probe; replies `"alive BOOT"` (see `reply::alive`).
     Heartbeat = "heartbeat"() -> String
 }
 rpc_method! {
