@@ -38,7 +38,9 @@ if [[ -z "$version" ]]; then
     exit 1
 fi
 source_url="${KVS_IMAGE_SOURCE:-$(git -C "$repo" config --get remote.origin.url 2>/dev/null || true)}"
-source_url="${source_url:-https://github.com/cs380d/kvs}"
+# The source label is set only when something names the source: no made-up URL.
+source_label=()
+[[ -n "$source_url" ]] && source_label=(--label "org.opencontainers.image.source=$source_url")
 revision="$(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)"
 
 command -v docker >/dev/null || { echo "build.sh: docker CLI not found" >&2; exit 1; }
@@ -80,7 +82,7 @@ for image in "${images[@]}"; do
     # Quiet unless it fails (the legacy builder prints a deprecation notice).
     if ! docker build --quiet \
             --build-arg "VERSION=$version" \
-            --build-arg "SOURCE=$source_url" \
+            "${source_label[@]}" \
             --label "org.opencontainers.image.revision=$revision" \
             --tag "$image:$version" "$ctx" >"$stage_root/$role.log" 2>&1; then
         cat "$stage_root/$role.log" >&2

@@ -458,8 +458,17 @@ def test_images_are_non_root_scratch_with_labels(docker_images):
         assert not config.get("Cmd")
         labels = config["Labels"]
         assert labels["org.opencontainers.image.version"] == version
-        assert labels["org.opencontainers.image.source"]
+        assert labels["org.opencontainers.image.revision"]
+        # The source label names the git remote when there is one, and is
+        # absent otherwise (never an invented URL).
+        assert labels.get("org.opencontainers.image.source") == git_remote(), labels
         assert len(info["RootFS"]["Layers"]) <= 2, "FROM scratch: binary (+ /data) only"
+
+
+def git_remote():
+    result = subprocess.run(["git", "-C", str(kvstest.REPO), "config", "--get", "remote.origin.url"],
+                            capture_output=True, text=True)
+    return result.stdout.strip() or None
 
 
 def wait_health(host, port, cid, timeout=20.0):
