@@ -107,37 +107,58 @@ pub async fn run_on(
         cluster.add_server().await?;
     }
 
-    let recorder = Arc::new(Recorder::new());
-    let stop = Arc::new(AtomicBool::new(false));
-    let next_value = Arc::new(AtomicI32::new(1));
-    let mut clients = Vec::new();
-    for client in 0..spec.clients.max(1) {
-        let worker = ClientWorker {
-            client,
-            frontend: FrontendClient::new(&cluster.frontend_url(), Some(spec.timeout))?,
-            keys: spec.keys.max(1),
-            rng: StdRng::seed_from_u64(spec.seed.wrapping_add(client as u64 + 1)),
-            recorder: Arc::clone(&recorder),
-            stop: Arc::clone(&stop),
-            next_value: Arc::clone(&next_value),
-            progress: Arc::clone(&progress),
-        };
-        clients.push(tokio::spawn(worker.run()));
-    }
-
+    let fleet = ClientFleet::start(&[cluster.frontend_url()], spec, Arc::clone(&progress))?;
     let faults = inject_until(&mut cluster, spec, &progress).await;
-    stop.store(true, Ordering::Relaxed);
-    for client in clients {
-        let _ = client.await;
-    }
+    let history = fleet.finish().await;
     drop(cluster);
-    let history = Arc::try_unwrap(recorder)
-        .map_err(|_| CheckRunError::RecorderShared)?
-        .into_history();
     Ok(CheckRun {
-        history,
+        history: history?,
         faults: faults?,
     })
+}
+
+/// `spec.clients` clients putting and getting (see the module doc) until
+/// [`ClientFleet::finish`], each recording into one shared history.
+pub struct ClientFleet {
+    recorder: Arc<Recorder>,
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl ClientFleet {
+    /// Starts the clients; client `i` talks to `frontends[i % len]` (tests
+    /// aim clients at two frontends at once).
+    pub fn start(frontends: &[String], spec: &CheckSpec, progress: Arc<Progress>) -> Result<Self, CheckRunError> {
+        let recorder = Arc::new(Recorder::new());
+        let stop = Arc::new(AtomicBool::new(false));
+        let next_value = Arc::new(AtomicI32::new(1));
+        let mut tasks = Vec::new();
+        for (client, url) in (0..spec.clients.max(1)).zip(frontends.iter().cycle()) {
+            let worker = ClientWorker {
+                client,
+                frontend: FrontendClient::new(url, Some(spec.timeout))?,
+                keys: spec.keys.max(1),
+                rng: StdRng::seed_from_u64(spec.seed.wrapping_add(client as u64 + 1)),
+                recorder: Arc::clone(&recorder),
+                stop: Arc::clone(&stop),
+                next_value: Arc::clone(&next_value),
+                progress: Arc::clone(&progress),
+            };
+            tasks.push(tokio::spawn(worker.run()));
+        }
+        Ok(ClientFleet { recorder, stop, tasks })
+    }
+
+    /// Stops the clients and returns what they recorded.
+    pub async fn finish(self) -> Result<History, CheckRunError> {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        Ok(Arc::try_unwrap(self.recorder)
+            .map_err(|_| CheckRunError::RecorderShared)?
+            .into_history())
+    }
 }
 
 /// Injects faults until the run's duration is over.

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use kvs_proto::addr::{CLIENT_PORT_BASE, FRONTEND_PORT, SERVER_PORT_BASE, port_for};
-use kvs_proto::{FrontendClient, ProxyClient, RpcError, ServerId};
+use kvs_proto::{ClusterSecret, FrontendClient, ProxyClient, RpcError, ServerId};
 use thiserror::Error;
 use tokio::process::{Child, Command};
 
@@ -36,6 +36,8 @@ pub enum ClusterError {
     Rpc(#[from] RpcError),
     #[error("port for id {0} out of range")]
     BadId(i32),
+    #[error("invalid cluster secret: {0}")]
+    Secret(String),
     /// A `docker` command failed (container clusters).
     #[error("{0}")]
     Docker(String),
@@ -111,6 +113,8 @@ pub struct LocalCluster {
     next_server: ServerId,
     next_client: i32,
     frontend_args: Vec<String>,
+    /// The cluster secret every process is started with, if any.
+    secret: Option<(String, ClusterSecret)>,
 }
 
 impl LocalCluster {
@@ -125,7 +129,16 @@ impl LocalCluster {
             next_server: 0,
             next_client: 0,
             frontend_args: Vec::new(),
+            secret: None,
         }
+    }
+
+    /// Starts every process with `secret` (`KVS_CLUSTER_SECRET`), and shows
+    /// it on the cluster's own calls to the frontend.
+    pub fn with_secret(mut self, secret: &str) -> Result<Self, ClusterError> {
+        let parsed = ClusterSecret::new(secret).map_err(|e| ClusterError::Secret(e.to_string()))?;
+        self.secret = Some((secret.to_owned(), parsed));
+        Ok(self)
     }
 
     /// Extra arguments for the frontend (e.g. `--rpc-timeout-ms 300`).
@@ -166,12 +179,10 @@ impl LocalCluster {
         Ok(format!("http://{}:{port}", self.host))
     }
 
-    /// A typed client of the frontend.
+    /// A typed client of the frontend (showing the cluster secret, if set).
     pub fn frontend(&self) -> Result<FrontendClient, ClusterError> {
-        Ok(FrontendClient::new(
-            &self.frontend_url(),
-            Some(Duration::from_secs(30)),
-        )?)
+        let secret = self.secret.as_ref().map(|(_, secret)| secret);
+        Ok(FrontendClient::new(&self.frontend_url(), Some(Duration::from_secs(30)))?.with_secret(secret))
     }
 
     /// A typed client of client proxy `id`.
@@ -260,6 +271,9 @@ impl LocalCluster {
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
         );
+        if let Some((secret, _)) = &self.secret {
+            command.env("KVS_CLUSTER_SECRET", secret);
+        }
         let child = procs::spawn_child(command, what, addr).await?;
         Ok(Process {
             name: what.to_owned(),
@@ -288,6 +302,15 @@ impl LocalCluster {
             .take()
             .ok_or_else(|| ClusterError::NoSuchProcess("frontend".into()))?;
         process.kill().await
+    }
+
+    /// Sends a signal by name (`STOP`, `CONT`, …) to the frontend.
+    pub fn signal_frontend(&self, signal: &str) -> Result<(), ClusterError> {
+        let process = self
+            .frontend
+            .as_ref()
+            .ok_or_else(|| ClusterError::NoSuchProcess("frontend".into()))?;
+        process.signal(signal)
     }
 
     /// Sends SIGTERM to server `id` and waits (bounded) for it to exit.

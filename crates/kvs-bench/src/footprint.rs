@@ -86,7 +86,8 @@ pub async fn measure(bins: Binaries, keys: u32, connections: u32) -> Result<Foot
     tokio::time::sleep(SETTLE_WAIT).await;
     let added_server_kib = (just_added, rss(added_pid, "the added server")?);
     let added = ServerClient::new(&cluster.server_url(id)?, Some(Duration::from_secs(60)))?;
-    let held = added.dump_state(65_536).await?.len();
+    // printKVPairs: a plain read (dumpState is for the frontend that leads it).
+    let held = added.print_kv_pairs().await?.lines().count();
     if held != keys as usize {
         return Err(FootprintError::IncompleteCatchUp { held, expected: keys });
     }

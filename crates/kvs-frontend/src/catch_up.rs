@@ -7,14 +7,16 @@
 //! until it has acknowledged the commit point and the log promotes it. Writes
 //! go on throughout; a version on every pair lets snapshot chunks and live
 //! writes arrive in any order. The server serves nothing to clients until it
-//! is active (reads are answered by the frontend).
+//! is active (reads are answered by the frontend). A server that follows
+//! another cluster's frontend is refused, unless an operator adopts it
+//! (`force`): then it is told to follow this frontend first.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use kvs_proto::{RpcError, ServerClient, ServerId, reply};
+use kvs_proto::{RpcError, ServerClient, ServerId, fault, reply};
 use thiserror::Error;
 
 use crate::committed::Committed;
@@ -31,6 +33,18 @@ pub enum CatchUpError {
     Transfer { id: ServerId, source: RpcError },
     #[error("server {0} failed while catching up, or no active server was left")]
     Dropped(ServerId),
+}
+
+impl CatchUpError {
+    /// The fault the server answered with, if it answered with one.
+    pub fn fault_code(&self) -> Option<i32> {
+        match self {
+            CatchUpError::Unreachable { source, .. } | CatchUpError::Transfer { source, .. } => {
+                source.fault().map(|f| f.code())
+            }
+            CatchUpError::Join(_) | CatchUpError::Dropped(_) => None,
+        }
+    }
 }
 
 /// The `addServer` procedure.
@@ -74,17 +88,26 @@ impl CatchUp {
         }
     }
 
-    /// Admits server `id`, reachable through `client`; returns once it is active.
-    pub async fn add(&self, id: ServerId, client: Arc<ServerClient>) -> Result<(), CatchUpError> {
+    /// Admits server `id`, reachable through `client`; returns once it is
+    /// active. `force` takes the server over from whatever frontend it
+    /// followed (see [`kvs_proto::fence`]).
+    pub async fn add(&self, id: ServerId, client: Arc<ServerClient>, force: bool) -> Result<(), CatchUpError> {
+        if force {
+            client
+                .reset_store(true)
+                .await
+                .map_err(|source| self.refused(CatchUpError::Unreachable { id, source }))?;
+            tracing::warn!(server = id, "server adopted: it follows this frontend now");
+        }
         let alive = client
             .heartbeat()
             .await
-            .map_err(|source| CatchUpError::Unreachable { id, source })?;
+            .map_err(|source| self.refused(CatchUpError::Unreachable { id, source }))?;
         let boot = reply::boot_of(&alive).map(str::to_owned);
         let dropped = client
-            .reset_store()
+            .reset_store(false)
             .await
-            .map_err(|source| CatchUpError::Transfer { id, source })?;
+            .map_err(|source| self.refused(CatchUpError::Transfer { id, source }))?;
         if dropped > 0 {
             tracing::info!(server = id, dropped, "stale pairs dropped before catch-up");
         }
@@ -99,6 +122,15 @@ impl CatchUp {
         );
         self.log.snapshot_sent(id, registration.incarnation);
         registration.promoted.await.map_err(|_| CatchUpError::Dropped(id))
+    }
+
+    /// Passes `error` on, superseding this frontend first if the server
+    /// said a newer one leads.
+    fn refused(&self, error: CatchUpError) -> CatchUpError {
+        if error.fault_code() == Some(fault::SUPERSEDED) {
+            self.log.supersede(&error);
+        }
+        error
     }
 
     /// Sends every committed pair, in chunks.

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use kvs_proto::ServerId;
 use kvs_proto::addr::{DEFAULT_SERVER_URL_TEMPLATE, FRONTEND_PORT, SERVER_PORT_BASE, server_url};
+use kvs_proto::auth::{SecretArgs, SecretError};
+use kvs_proto::{ClusterSecret, RpcError, ServerClient, ServerId};
 
 /// The kvs frontend: orders writes, replicates them, serves reads.
 #[derive(Debug, Clone, Parser)]
@@ -56,9 +57,20 @@ pub struct Config {
     /// listens). 0 fails at once.
     #[arg(long, default_value_t = 10_000, value_name = "MS", env = "KVS_ADD_SERVER_WAIT_MS")]
     pub add_server_wait_ms: u64,
+    #[command(flatten)]
+    pub secret_args: SecretArgs,
+    /// The secret read from `secret_args` (see [`Config::load_secret`]).
+    #[arg(skip)]
+    pub secret: Option<ClusterSecret>,
 }
 
 impl Config {
+    /// Reads the cluster secret the options name, once, at start.
+    pub fn load_secret(mut self) -> Result<Self, SecretError> {
+        self.secret = self.secret_args.secret()?;
+        Ok(self)
+    }
+
     pub fn rpc_timeout(&self) -> Duration {
         Duration::from_millis(self.rpc_timeout_ms)
     }
@@ -77,6 +89,12 @@ impl Config {
 
     pub fn recovery_timeout(&self) -> Duration {
         Duration::from_millis(self.recovery_timeout_ms)
+    }
+
+    /// A client for the server at `url`: calls time out after
+    /// `--rpc-timeout-ms` and show the cluster secret.
+    pub fn server_client(&self, url: &str) -> Result<ServerClient, RpcError> {
+        Ok(ServerClient::new(url, Some(self.rpc_timeout()))?.with_secret(self.secret.as_ref()))
     }
 
     /// The URL of server `id`, if the id maps to a valid port.

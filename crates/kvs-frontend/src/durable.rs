@@ -6,23 +6,32 @@
 //! itself lives on the servers; a restarted frontend rebuilds its committed
 //! state from the servers that were active (see [`crate::recovery`]). The
 //! record is replaced atomically (write, fsync, rename, fsync the folder).
+//!
+//! One frontend at a time: opening the folder takes an exclusive lock on
+//! `lock` in it (released when the process ends, however it ends), and a
+//! record is never replaced by one with an older epoch — a frontend that
+//! finds a newer epoch on disk has been superseded.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+
+use std::sync::Arc;
 
 use kvs_proto::ServerId;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 const RECORD_FILE: &str = "cluster.json";
-
-/// Versions are `epoch << EPOCH_SHIFT | sequence number`.
-pub const EPOCH_SHIFT: u32 = 40;
+const LOCK_FILE: &str = "lock";
 
 /// The durable cluster record.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterRecord {
+    /// The cluster's id, drawn at random on first start (0 in a record from
+    /// before clusters had ids: one is drawn then); see [`kvs_proto::fence`].
+    #[serde(default)]
+    pub cluster: u64,
     /// The frontend's incarnation; versions it assigns start at `epoch << 40`.
     pub epoch: u64,
     /// Servers holding every acknowledged write.
@@ -38,22 +47,47 @@ pub enum DurableError {
     Io { path: PathBuf, source: io::Error },
     #[error("{path} is not a valid cluster record: {source}")]
     Corrupt { path: PathBuf, source: serde_json::Error },
+    #[error("{path} is locked: another frontend uses this data folder")]
+    Locked { path: PathBuf },
+    #[error("{path} holds epoch {on_disk}, newer than this frontend's {ours}: it has been superseded")]
+    Superseded { path: PathBuf, on_disk: u64, ours: u64 },
 }
 
-/// The frontend's data folder.
+/// The frontend's data folder, locked for this process.
 #[derive(Debug, Clone)]
 pub struct DataDir {
     dir: PathBuf,
+    /// Held open for the lock it carries.
+    _lock: Arc<File>,
 }
 
 impl DataDir {
-    /// Opens (creating if needed) the folder.
+    /// Opens (creating if needed) the folder and locks it, or fails at once
+    /// if another process holds it.
     pub fn open(dir: &Path) -> Result<Self, DurableError> {
         fs::create_dir_all(dir).map_err(|source| DurableError::Io {
             path: dir.to_owned(),
             source,
         })?;
-        Ok(DataDir { dir: dir.to_owned() })
+        let path = dir.join(LOCK_FILE);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| DurableError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(DurableError::Locked { path }),
+            Err(fs::TryLockError::Error(source)) => return Err(DurableError::Io { path, source }),
+        }
+        Ok(DataDir {
+            dir: dir.to_owned(),
+            _lock: Arc::new(lock),
+        })
     }
 
     fn record_path(&self) -> PathBuf {
@@ -70,9 +104,18 @@ impl DataDir {
         }
     }
 
-    /// Replaces the record atomically and durably.
+    /// Replaces the record atomically and durably, unless the one on disk
+    /// has a newer epoch (then this frontend has been superseded).
     pub fn store(&self, record: &ClusterRecord) -> Result<(), DurableError> {
+        let on_disk = self.load()?.epoch;
         let path = self.record_path();
+        if on_disk > record.epoch {
+            return Err(DurableError::Superseded {
+                path,
+                on_disk,
+                ours: record.epoch,
+            });
+        }
         let tmp = self.dir.join(format!("{RECORD_FILE}.tmp"));
         let io_error = |path: &Path| {
             let path = path.to_owned();
@@ -103,12 +146,40 @@ mod tests {
         let data = DataDir::open(&dir)?;
         assert_eq!(data.load()?, ClusterRecord::default());
         let record = ClusterRecord {
+            cluster: 9,
             epoch: 3,
             active: vec![0, 2],
             lost: vec![1],
         };
         data.store(&record)?;
+        assert_eq!(data.load()?, record);
+        drop(data);
         assert_eq!(DataDir::open(&dir)?.load()?, record);
+        let _ = fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[test]
+    fn one_frontend_per_folder_and_no_older_epoch() -> Result<(), DurableError> {
+        let dir = std::env::temp_dir().join(format!("kvs-durable-lock-{}", std::process::id()));
+        let data = DataDir::open(&dir)?;
+        assert!(matches!(DataDir::open(&dir), Err(DurableError::Locked { .. })));
+        let newer = ClusterRecord {
+            epoch: 5,
+            ..ClusterRecord::default()
+        };
+        data.store(&newer)?;
+        let older = ClusterRecord {
+            epoch: 4,
+            ..ClusterRecord::default()
+        };
+        assert!(matches!(
+            data.store(&older),
+            Err(DurableError::Superseded { on_disk: 5, .. })
+        ));
+        assert_eq!(data.load()?, newer);
+        drop(data);
+        assert!(DataDir::open(&dir).is_ok(), "the lock goes with the process's handle");
         let _ = fs::remove_dir_all(&dir);
         Ok(())
     }

@@ -8,16 +8,18 @@
 //! that answers with another boot id than it was admitted with: it
 //! restarted between two probes and holds nothing. A lost server that
 //! answers — resumed after a pause, restarted under its id, reconnected —
-//! goes through a fresh [`CatchUp`] and becomes active again.
+//! goes through a fresh [`CatchUp`] and becomes active again. An accepted
+//! heartbeat renews the member's read lease; one refused because a newer
+//! frontend leads supersedes this one, and probing stops.
 
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kvs_proto::{ServerClient, ServerId, reply};
+use kvs_proto::{ServerClient, ServerId, fault, reply};
 use parking_lot::Mutex;
-use tokio::time::MissedTickBehavior;
+use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::catch_up::CatchUp;
 use crate::replication::ReplicationLog;
@@ -57,6 +59,9 @@ impl FailureDetector {
     }
 
     fn probe_all(self: &Arc<Self>) {
+        if self.log.is_superseded() {
+            return;
+        }
         let (members, lost) = self.log.probe_targets();
         for (id, incarnation, client) in members {
             if self.claim(id) {
@@ -71,9 +76,12 @@ impl FailureDetector {
     }
 
     async fn probe_member(self: Arc<Self>, id: ServerId, incarnation: u64, client: Arc<ServerClient>) {
+        let sent_at = Instant::now();
         match tokio::time::timeout(self.timeout, client.heartbeat()).await {
             Ok(Ok(alive)) => {
-                if !self.log.same_boot(id, incarnation, reply::boot_of(&alive)) {
+                if self.log.same_boot(id, incarnation, reply::boot_of(&alive)) {
+                    self.log.renew(id, incarnation, sent_at);
+                } else {
                     self.log.fail(
                         id,
                         incarnation,
@@ -81,7 +89,7 @@ impl FailureDetector {
                     );
                 }
             }
-            Ok(Err(error)) => self.log.fail(id, incarnation, &format!("heartbeat failed: {error}")),
+            Ok(Err(error)) => self.log.refused(id, incarnation, &error),
             Err(_) => self
                 .log
                 .fail(id, incarnation, &format!("no heartbeat within {:?}", self.timeout)),
@@ -90,12 +98,18 @@ impl FailureDetector {
     }
 
     async fn probe_lost(self: Arc<Self>, id: ServerId, client: Arc<ServerClient>) {
-        if let Ok(Ok(_)) = tokio::time::timeout(self.timeout, client.heartbeat()).await {
-            tracing::info!(server = id, "lost server answers again; readmitting it");
-            match self.catch_up.add(id, client).await {
-                Ok(()) => tracing::info!(server = id, "server readmitted"),
-                Err(error) => tracing::warn!(server = id, %error, "readmission failed"),
+        match tokio::time::timeout(self.timeout, client.heartbeat()).await {
+            Ok(Ok(_)) => {
+                tracing::info!(server = id, "lost server answers again; readmitting it");
+                match self.catch_up.add(id, client, false).await {
+                    Ok(()) => tracing::info!(server = id, "server readmitted"),
+                    Err(error) => tracing::warn!(server = id, %error, "readmission failed"),
+                }
             }
+            Ok(Err(error)) if error.fault().is_some_and(|f| f.code() == fault::SUPERSEDED) => {
+                self.log.supersede(&format!("lost server {id}: {error}"));
+            }
+            _ => {}
         }
         self.release(id);
     }

@@ -32,7 +32,13 @@ use crate::config::Config;
 use crate::durable::{DataDir, DurableError};
 use crate::recovery::RecoveryError;
 use crate::service::Frontend;
+use kvs_proto::Fence;
 use tokio::sync::Notify;
+
+/// A random, non-zero cluster id (0 marks a record without one).
+fn new_cluster_id() -> u64 {
+    rand::random::<u64>().max(1)
+}
 
 /// mimalloc: the request path allocates a little per call (hyper, XML-RPC
 /// values); it is measurably cheaper than the system allocator there.
@@ -48,6 +54,8 @@ enum FrontendError {
     DataDir(#[from] DurableError),
     #[error(transparent)]
     Recovery(#[from] RecoveryError),
+    #[error(transparent)]
+    Secret(#[from] kvs_proto::auth::SecretError),
 }
 
 #[tokio::main]
@@ -57,6 +65,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> Result<(), FrontendError> {
+    let config = config.load_secret()?;
     let addr = SocketAddr::new(config.bind, config.port);
     let frontend = match &config.data_dir {
         Some(dir) => {
@@ -66,11 +75,18 @@ async fn run(config: Config) -> Result<(), FrontendError> {
                 () = process::shutdown_signal() => return Ok(()),
             }
         }
-        None => Frontend::new(config.clone(), 0, Arc::new(Committed::default()), None),
+        None => {
+            // No data folder: a cluster of its own for this process's life.
+            let fence = Fence {
+                cluster: new_cluster_id(),
+                epoch: 0,
+            };
+            Frontend::new(config.clone(), fence, Arc::new(Committed::default()), None)
+        }
     };
     let frontend = Arc::new(frontend);
     let listener = process::listen(addr).await?;
-    tracing::info!(%addr, servers = %config.server_url, "frontend listening");
+    tracing::info!(%addr, servers = %config.server_url, guarded = config.secret.is_some(), "frontend listening");
 
     let stop = Arc::new(Notify::new());
     let detector = {

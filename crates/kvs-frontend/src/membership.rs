@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use kvs_proto::{ServerClient, ServerId};
 use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
 
 /// Where a member stands.
 #[derive(Debug)]
@@ -42,6 +43,9 @@ pub struct Member {
     pub boot: Option<String>,
     /// Highest sequence number the server has acknowledged (all below it too).
     pub acked: u64,
+    /// When the newest call the server accepted was sent: reads may rely on
+    /// it until [`kvs_proto::fence::READ_LEASE`] after that.
+    pub lease_from: Option<Instant>,
     pub phase: Phase,
     /// Wakes the member's replicator to look again: the member was
     /// removed, or its snapshot is in.
@@ -199,6 +203,19 @@ impl Membership {
     /// or `None` when no member is active.
     pub fn commit_point(&self) -> Option<u64> {
         self.members.values().filter(|m| m.is_active()).map(|m| m.acked).min()
+    }
+
+    /// The oldest lease among active members (see [`Member::lease_from`]):
+    /// `Some(None)` if one has none yet, `None` if no member is active.
+    pub fn oldest_active_lease(&self) -> Option<Option<Instant>> {
+        self.members
+            .values()
+            .filter(|m| m.is_active())
+            .map(|m| m.lease_from)
+            .reduce(|a, b| match (a, b) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                _ => None,
+            })
     }
 
     /// The lowest acknowledgement of any member: the log must keep every

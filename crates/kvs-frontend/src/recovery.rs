@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kvs_proto::{RpcError, ServerClient, ServerId};
+use kvs_proto::{Fence, RpcError, ServerClient, ServerId};
 use thiserror::Error;
 
 use crate::committed::Committed;
@@ -56,7 +56,8 @@ pub enum RecoveryError {
 
 /// What recovery found.
 pub struct Recovered {
-    pub epoch: u64,
+    /// The cluster's id and the new epoch.
+    pub fence: Fence,
     pub committed: Arc<Committed>,
     /// Servers whose state was read: they hold every acknowledged write.
     pub sources: Vec<(ServerId, Arc<ServerClient>)>,
@@ -68,14 +69,23 @@ pub struct Recovered {
 pub async fn recover(config: &Config, data: &DataDir) -> Result<Recovered, RecoveryError> {
     let mut record: ClusterRecord = data.load()?;
     record.epoch += 1;
+    if record.cluster == 0 {
+        record.cluster = crate::new_cluster_id();
+    }
     data.store(&record)?;
+    let fence = Fence {
+        cluster: record.cluster,
+        epoch: record.epoch,
+    };
     tracing::info!(epoch = record.epoch, active = ?record.active, lost = ?record.lost, "recovering");
 
     let mut clients = BTreeMap::new();
     for id in record.active.iter().chain(&record.lost) {
         let url = config.url_of(*id).ok_or(RecoveryError::BadId(*id))?;
-        let client = ServerClient::new(&url, Some(config.rpc_timeout()))
-            .map_err(|source| RecoveryError::Client { id: *id, source })?;
+        let client = config
+            .server_client(&url)
+            .map_err(|source| RecoveryError::Client { id: *id, source })?
+            .with_fence(fence);
         clients.insert(*id, Arc::new(client));
     }
 
@@ -123,7 +133,7 @@ pub async fn recover(config: &Config, data: &DataDir) -> Result<Recovered, Recov
 
     let (sources, others) = clients.into_iter().partition(|(id, _)| sources.contains(id));
     Ok(Recovered {
-        epoch: record.epoch,
+        fence,
         committed,
         sources,
         others,

@@ -38,27 +38,51 @@
 //!    same way.
 //! 6. **Truncate.** Entries that every member has acknowledged, and that are
 //!    committed, are dropped, so the log holds only writes in flight.
+//! 7. **Fence.** Every call carries this frontend's [`Fence`]. A read is
+//!    answered only under a lease: every active server accepted a call sent
+//!    less than [`READ_LEASE`] ago (a server then accepts no newer frontend
+//!    for longer than that; see [`kvs_proto::fence`]). With no active
+//!    server no read is answered: nothing confirms this frontend still
+//!    leads. A server that says a newer epoch leads, or a newer epoch in the data
+//!    folder, *supersedes* this frontend: pending and new puts and reads
+//!    fail with fault `SUPERSEDED`, replication and probes stop, and
+//!    nothing more is recorded.
 
 use std::collections::VecDeque;
 use std::fmt::Display;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
-use kvs_proto::{Entry, Key, RpcError, ServerClient, ServerId, Value};
+use kvs_proto::fence::READ_LEASE;
+use kvs_proto::{Entry, Fence, Key, RpcError, ServerClient, ServerId, Value, fault};
 use parking_lot::Mutex;
 use thiserror::Error;
 use tokio::sync::{Notify, oneshot, watch};
+use tokio::time::Instant;
 
 use crate::committed::Committed;
-use crate::durable::{ClusterRecord, DataDir, EPOCH_SHIFT};
+use crate::durable::{ClusterRecord, DataDir, DurableError};
 use crate::membership::{Member, Membership, Phase};
 
 /// Why a write was not acknowledged.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum WriteError {
     #[error("no active server: the write was not stored")]
+    NoActiveServer,
+    #[error("this frontend has been superseded by a newer one: the write was not acknowledged here")]
+    Superseded,
+}
+
+/// Why a read was not answered.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ReadError {
+    #[error("this frontend has been superseded by a newer one: it answers no reads")]
+    Superseded,
+    #[error("no lease: the active servers have not confirmed this frontend within {0:?}")]
+    NoLease(std::time::Duration),
+    #[error("no active server confirms this frontend still leads: no read is answered")]
     NoActiveServer,
 }
 
@@ -112,10 +136,24 @@ pub struct ReplicationLog {
     max_batch: usize,
     /// Most replication calls in flight to one server.
     pipeline: usize,
-    epoch: u64,
+    fence: Fence,
     durable: Option<DataDir>,
     shipped: Shipped,
+    leases: Leases,
+    /// Set once a newer frontend has taken over (see step 7).
+    superseded: AtomicBool,
 }
+
+/// Until when reads may be answered (step 7), readable without the lock.
+struct Leases {
+    origin: Instant,
+    /// Nanoseconds after `origin`; [`NO_SERVERS`] when no server is active.
+    until: AtomicU64,
+    renewed: Notify,
+}
+
+/// `Leases::until` when no server is active: reads are refused at once.
+const NO_SERVERS: u64 = u64::MAX;
 
 /// How writes are shipped to each server.
 #[derive(Debug, Clone, Copy)]
@@ -140,10 +178,10 @@ pub struct Registration {
 }
 
 impl ReplicationLog {
-    /// An empty log whose versions start above `epoch << 40`; membership
-    /// changes are recorded in `durable` if given.
-    pub fn new(committed: Arc<Committed>, shipping: Shipping, epoch: u64, durable: Option<DataDir>) -> Arc<Self> {
-        let base = epoch << EPOCH_SHIFT;
+    /// An empty log whose versions start above `fence.epoch << 40`;
+    /// membership changes are recorded in `durable` if given.
+    pub fn new(committed: Arc<Committed>, shipping: Shipping, fence: Fence, durable: Option<DataDir>) -> Arc<Self> {
+        let base = fence.base_version();
         let (appended, _) = watch::channel(base);
         let (commits, _) = watch::channel(base);
         Arc::new(ReplicationLog {
@@ -154,7 +192,8 @@ impl ReplicationLog {
                 commit: base,
                 members: Membership::default(),
                 recorded: ClusterRecord {
-                    epoch,
+                    cluster: fence.cluster,
+                    epoch: fence.epoch,
                     ..ClusterRecord::default()
                 },
             }),
@@ -163,10 +202,21 @@ impl ReplicationLog {
             committed,
             max_batch: shipping.max_batch.max(1),
             pipeline: shipping.pipeline.max(1),
-            epoch,
+            fence,
             durable,
             shipped: Shipped::default(),
+            leases: Leases {
+                origin: Instant::now(),
+                until: AtomicU64::new(NO_SERVERS),
+                renewed: Notify::new(),
+            },
+            superseded: AtomicBool::new(false),
         })
+    }
+
+    /// This frontend's identity on the wire.
+    pub fn fence(&self) -> Fence {
+        self.fence
     }
 
     // ----- 1. order -------------------------------------------------------
@@ -176,6 +226,9 @@ impl ReplicationLog {
         let (waiter, done) = oneshot::channel();
         let seq = {
             let mut state = self.state.lock();
+            if self.is_superseded() {
+                return Err(WriteError::Superseded);
+            }
             if state.members.active_count() == 0 {
                 return Err(WriteError::NoActiveServer);
             }
@@ -218,6 +271,9 @@ impl ReplicationLog {
             commits.borrow_and_update();
             let (batch, ahead, stable) = {
                 let state = self.state.lock();
+                if self.is_superseded() {
+                    return;
+                }
                 let Some(member) = state.members.get(id).filter(|m| m.incarnation == incarnation) else {
                     return;
                 };
@@ -261,10 +317,10 @@ impl ReplicationLog {
                 continue;
             }
             tokio::select! {
-                Some((result, last)) = in_flight.next(), if !in_flight.is_empty() => match result {
-                    Ok(_) => self.acknowledge(id, incarnation, last),
+                Some((result, last, sent_at)) = in_flight.next(), if !in_flight.is_empty() => match result {
+                    Ok(_) => self.acknowledge(id, incarnation, last, sent_at),
                     Err(error) => {
-                        self.fail(id, incarnation, &error);
+                        self.refused(id, incarnation, &error);
                         return;
                     }
                 },
@@ -277,17 +333,20 @@ impl ReplicationLog {
 
     // ----- 3. commit ------------------------------------------------------
 
-    /// Records that member `id` holds every entry up to `seq`.
-    fn acknowledge(&self, id: ServerId, incarnation: u64, seq: u64) {
+    /// Records that member `id` holds every entry up to `seq`, and accepted
+    /// a call sent at `sent_at`.
+    fn acknowledge(&self, id: ServerId, incarnation: u64, seq: u64, sent_at: Instant) {
         let mut state = self.state.lock();
         let commit = state.commit;
         let Some(member) = state.members.get_mut(id, incarnation) else {
             return;
         };
         member.acked = member.acked.max(seq);
+        member.lease_from = member.lease_from.max(Some(sent_at));
         if Self::promote_if_current(member, commit, id) {
             self.record(&mut state);
         }
+        self.refresh_lease(&state);
         self.advance_commit(&mut state);
     }
 
@@ -311,6 +370,16 @@ impl ReplicationLog {
     }
 
     // ----- 4. fail --------------------------------------------------------
+
+    /// A call to member `id` failed: the member fails, or, if the server
+    /// says a newer frontend leads, this frontend is superseded.
+    pub fn refused(&self, id: ServerId, incarnation: u64, error: &RpcError) {
+        if error.fault().is_some_and(|f| f.code() == fault::SUPERSEDED) {
+            self.supersede(&format!("server {id}: {error}"));
+        } else {
+            self.fail(id, incarnation, error);
+        }
+    }
 
     /// Takes a member that failed a call or a heartbeat out of the
     /// membership (if it is still that incarnation); it is remembered as lost.
@@ -352,6 +421,7 @@ impl ReplicationLog {
     /// point move on without the server.
     fn after_removal(&self, state: &mut LogState) {
         self.record(state);
+        self.refresh_lease(state);
         if state.members.active_count() == 0 {
             self.abort_uncommitted(state);
         } else {
@@ -422,6 +492,7 @@ impl ReplicationLog {
                 incarnation,
                 boot,
                 acked,
+                lease_from: None,
                 phase,
                 changed: Arc::clone(&changed),
             };
@@ -446,11 +517,13 @@ impl ReplicationLog {
                 incarnation,
                 boot: None,
                 acked: state.commit,
+                lease_from: None,
                 phase: Phase::Active,
                 changed: Arc::clone(&changed),
             };
             state.members.insert(id, member);
             self.record(&mut state);
+            self.refresh_lease(&state);
             incarnation
         };
         tokio::spawn(Arc::clone(self).replicate(id, incarnation, client, changed));
@@ -470,6 +543,7 @@ impl ReplicationLog {
         }
         if Self::promote_if_current(member, commit, id) {
             self.record(&mut state);
+            self.refresh_lease(&state);
         }
         self.advance_commit(&mut state);
     }
@@ -499,12 +573,16 @@ impl ReplicationLog {
 
     /// Writes the membership to the data folder if it changed. A failed write
     /// is logged loudly: the frontend keeps serving, but a restart could then
-    /// trust a stale record.
+    /// trust a stale record. A newer epoch on disk supersedes this frontend.
     fn record(&self, state: &mut LogState) {
         let Some(durable) = &self.durable else { return };
+        if self.is_superseded() {
+            return;
+        }
         let (active, lost) = state.members.record_ids();
         let record = ClusterRecord {
-            epoch: self.epoch,
+            cluster: self.fence.cluster,
+            epoch: self.fence.epoch,
             active,
             lost,
         };
@@ -513,8 +591,90 @@ impl ReplicationLog {
         }
         match durable.store(&record) {
             Ok(()) => state.recorded = record,
+            Err(error @ DurableError::Superseded { .. }) => self.supersede_locked(state, &error),
             Err(error) => tracing::error!(%error, "could not record the membership durably"),
         }
+    }
+
+    // ----- 7. fence ---------------------------------------------------------
+
+    /// Member `id` accepted a heartbeat sent at `sent_at`.
+    pub fn renew(&self, id: ServerId, incarnation: u64, sent_at: Instant) {
+        let mut state = self.state.lock();
+        if let Some(member) = state.members.get_mut(id, incarnation) {
+            member.lease_from = member.lease_from.max(Some(sent_at));
+            self.refresh_lease(&state);
+        }
+    }
+
+    /// Recomputes until when reads may be answered, after a lease or the
+    /// active set changed.
+    fn refresh_lease(&self, state: &LogState) {
+        let until = match state.members.oldest_active_lease() {
+            None => NO_SERVERS,
+            Some(None) => 0,
+            Some(Some(from)) => {
+                let nanos = (from + READ_LEASE)
+                    .saturating_duration_since(self.leases.origin)
+                    .as_nanos();
+                u64::try_from(nanos).unwrap_or(NO_SERVERS - 1)
+            }
+        };
+        if self.leases.until.swap(until, Ordering::AcqRel) != until {
+            self.leases.renewed.notify_waiters();
+        }
+    }
+
+    /// Waits (at most [`READ_LEASE`]) until a read may be answered: this
+    /// frontend still leads and holds a lease.
+    pub async fn read_barrier(&self) -> Result<(), ReadError> {
+        let deadline = Instant::now() + READ_LEASE;
+        loop {
+            let renewed = self.leases.renewed.notified();
+            tokio::pin!(renewed);
+            renewed.as_mut().enable();
+            if self.is_superseded() {
+                return Err(ReadError::Superseded);
+            }
+            let until = self.leases.until.load(Ordering::Acquire);
+            let now = Instant::now().saturating_duration_since(self.leases.origin).as_nanos();
+            if until == NO_SERVERS {
+                return Err(ReadError::NoActiveServer);
+            }
+            if u128::from(until) > now {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, renewed).await.is_err() {
+                return Err(ReadError::NoLease(READ_LEASE));
+            }
+        }
+    }
+
+    /// Whether a newer frontend has taken over.
+    pub fn is_superseded(&self) -> bool {
+        self.superseded.load(Ordering::Acquire)
+    }
+
+    /// A newer frontend has taken over: stop acknowledging anything.
+    pub fn supersede(&self, reason: &dyn Display) {
+        let mut state = self.state.lock();
+        self.supersede_locked(&mut state, reason);
+    }
+
+    fn supersede_locked(&self, state: &mut LogState, reason: &dyn Display) {
+        if self.superseded.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::error!(%reason, fence = %self.fence, "superseded by a newer frontend: no more writes or reads are answered here");
+        for slot in &mut state.slots {
+            if let Some(waiter) = slot.waiter.take() {
+                let _ = waiter.send(Err(WriteError::Superseded));
+            }
+        }
+        for (_, member) in state.members.members() {
+            member.changed.notify_one();
+        }
+        self.leases.renewed.notify_waiters();
     }
 
     // ----- 6. truncate ----------------------------------------------------
@@ -597,7 +757,14 @@ impl ReplicationLog {
     }
 }
 
-/// One replication call; yields its outcome and the last version it carried.
-async fn ship(client: Arc<ServerClient>, stable: u64, batch: Vec<Entry>, last: u64) -> (Result<i32, RpcError>, u64) {
-    (client.apply_batch(stable, &batch).await, last)
+/// One replication call; yields its outcome, the last version it carried
+/// and when it was sent.
+async fn ship(
+    client: Arc<ServerClient>,
+    stable: u64,
+    batch: Vec<Entry>,
+    last: u64,
+) -> (Result<i32, RpcError>, u64, Instant) {
+    let sent_at = Instant::now();
+    (client.apply_batch(stable, &batch).await, last, sent_at)
 }

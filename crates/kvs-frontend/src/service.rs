@@ -3,9 +3,11 @@
 use std::sync::Arc;
 
 use dxr::Fault;
-use kvs_proto::api::frontend::{AddServer, ClusterStatus, Get, ListServer, PrintKvPairs, Put, ShutdownServer};
+use kvs_proto::api::frontend::{
+    AddServer, AdoptServer, ClusterStatus, Get, ListServer, PrintKvPairs, Put, ShutdownServer,
+};
 use kvs_proto::serve::{Handle, Methods, Readiness};
-use kvs_proto::{RpcError, ServerClient, ServerId, fault, reply};
+use kvs_proto::{Fence, RpcError, ServerClient, ServerId, fault, reply};
 
 use crate::catch_up::{CatchUp, CatchUpError};
 use crate::committed::Committed;
@@ -13,7 +15,7 @@ use crate::config::Config;
 use crate::durable::DataDir;
 use crate::failure_detector::FailureDetector;
 use crate::recovery::{self, RecoveryError};
-use crate::replication::{JoinError, ReplicationLog, Shipping, WriteError};
+use crate::replication::{JoinError, ReadError, ReplicationLog, Shipping, WriteError};
 
 /// The frontend: the log that orders and replicates writes, the committed
 /// state that serves reads, the catch-up procedure for new servers and the
@@ -27,13 +29,13 @@ pub struct Frontend {
 }
 
 impl Frontend {
-    /// A frontend starting in `epoch` with `committed` as its state.
-    pub fn new(config: Config, epoch: u64, committed: Arc<Committed>, durable: Option<DataDir>) -> Self {
+    /// A frontend with identity `fence` and `committed` as its state.
+    pub fn new(config: Config, fence: Fence, committed: Arc<Committed>, durable: Option<DataDir>) -> Self {
         let shipping = Shipping {
             max_batch: config.max_batch,
             pipeline: config.pipeline,
         };
-        let log = ReplicationLog::new(Arc::clone(&committed), shipping, epoch, durable);
+        let log = ReplicationLog::new(Arc::clone(&committed), shipping, fence, durable);
         let catch_up = Arc::new(CatchUp::new(
             Arc::clone(&log),
             Arc::clone(&committed),
@@ -57,7 +59,7 @@ impl Frontend {
     /// Rebuilds a frontend from its data folder and the servers (see [`crate::recovery`]).
     pub async fn recover(config: Config, data: DataDir) -> Result<Self, RecoveryError> {
         let recovered = recovery::recover(&config, &data).await?;
-        let frontend = Frontend::new(config, recovered.epoch, recovered.committed, Some(data));
+        let frontend = Frontend::new(config, recovered.fence, recovered.committed, Some(data));
         for (id, client) in recovered.sources {
             match frontend.catch_up.send_snapshot(&client).await {
                 Ok(pairs) => {
@@ -140,13 +142,15 @@ impl Frontend {
     }
 }
 
-/// Every method the frontend answers.
+/// Every method the frontend answers; `addServer`, `adoptServer` and
+/// `shutdownServer` need the cluster secret, if one is configured.
 pub fn methods(frontend: &Arc<Frontend>) -> Methods {
-    Methods::new()
+    Methods::with_secret(frontend.config.secret.clone())
         .method::<Put, _>(frontend)
         .method::<Get, _>(frontend)
         .method::<PrintKvPairs, _>(frontend)
         .method::<AddServer, _>(frontend)
+        .method::<AdoptServer, _>(frontend)
         .method::<ListServer, _>(frontend)
         .method::<ShutdownServer, _>(frontend)
         .method::<ClusterStatus, _>(frontend)
@@ -156,6 +160,9 @@ pub fn methods(frontend: &Arc<Frontend>) -> Methods {
 /// one active server: before that every write would be refused.
 impl Readiness for Frontend {
     async fn ready(&self) -> Result<(), String> {
+        if self.log.is_superseded() {
+            return Err("superseded by a newer frontend".to_owned());
+        }
         let [active, joining, lost] = self.log.status_ids();
         if active.is_empty() {
             return Err(format!(
@@ -177,6 +184,7 @@ impl Handle<Put> for Frontend {
 
 impl Handle<Get> for Frontend {
     async fn handle(&self, call: Get) -> Result<String, Fault> {
+        self.log.read_barrier().await?;
         match self.committed.get(call.key) {
             Some(value) => Ok(reply::pair(call.key, value)),
             None => Err(Fault::new(fault::KEY_NOT_FOUND, format!("key {} not found", call.key))),
@@ -196,7 +204,20 @@ impl Handle<PrintKvPairs> for Frontend {
 
 impl Handle<AddServer> for Frontend {
     async fn handle(&self, call: AddServer) -> Result<String, Fault> {
-        let id = call.server_id;
+        self.admit(call.server_id, false).await
+    }
+}
+
+impl Handle<AdoptServer> for Frontend {
+    async fn handle(&self, call: AdoptServer) -> Result<String, Fault> {
+        self.admit(call.server_id, true).await
+    }
+}
+
+impl Frontend {
+    /// `addServer` (and, with `force`, `adoptServer`): waits for the server
+    /// to answer, then catches it up.
+    async fn admit(&self, id: ServerId, force: bool) -> Result<String, Fault> {
         if id < 0 {
             return Err(Fault::new(
                 fault::INVALID_REQUEST,
@@ -207,13 +228,16 @@ impl Handle<AddServer> for Frontend {
             .config
             .url_of(id)
             .ok_or_else(|| Fault::new(fault::INVALID_REQUEST, format!("server id {id} gives no valid address")))?;
-        let client = ServerClient::new(&url, Some(self.config.rpc_timeout()))
-            .map_err(|e| Fault::new(fault::INVALID_REQUEST, e.to_string()))?;
+        let client = self
+            .config
+            .server_client(&url)
+            .map_err(|e| Fault::new(fault::INVALID_REQUEST, e.to_string()))?
+            .with_fence(self.log.fence());
         self.catch_up
             .wait_until_answering(id, &client, self.config.add_server_wait())
             .await?;
-        self.catch_up.add(id, Arc::new(client)).await?;
-        tracing::info!(server = id, %url, "server added");
+        self.catch_up.add(id, Arc::new(client), force).await?;
+        tracing::info!(server = id, %url, adopted = force, "server added");
         Ok(reply::SUCCESS.to_owned())
     }
 }
@@ -259,18 +283,40 @@ impl From<WriteError> for Fault {
     fn from(error: WriteError) -> Self {
         match error {
             WriteError::NoActiveServer => Fault::new(fault::NO_ACTIVE_SERVER, error.to_string()),
+            WriteError::Superseded => Fault::new(fault::SUPERSEDED, error.to_string()),
         }
+    }
+}
+
+impl From<ReadError> for Fault {
+    fn from(error: ReadError) -> Self {
+        let code = match error {
+            ReadError::Superseded => fault::SUPERSEDED,
+            ReadError::NoLease(_) => fault::SERVER_UNREACHABLE,
+            ReadError::NoActiveServer => fault::NO_ACTIVE_SERVER,
+        };
+        Fault::new(code, error.to_string())
     }
 }
 
 impl From<CatchUpError> for Fault {
     fn from(error: CatchUpError) -> Self {
-        let code = match &error {
+        // The server's own refusal (fenced, unauthorised) is passed on as is.
+        let passed_on = error.fault_code().filter(|code| {
+            [
+                fault::SUPERSEDED,
+                fault::OTHER_CLUSTER,
+                fault::LEASE_HELD,
+                fault::UNAUTHORIZED,
+            ]
+            .contains(code)
+        });
+        let code = passed_on.unwrap_or(match &error {
             CatchUpError::Join(JoinError::AlreadyMember(_)) => fault::ALREADY_MEMBER,
             CatchUpError::Unreachable { .. } | CatchUpError::Transfer { .. } | CatchUpError::Dropped(_) => {
                 fault::SERVER_UNREACHABLE
             }
-        };
+        });
         Fault::new(code, error.to_string())
     }
 }

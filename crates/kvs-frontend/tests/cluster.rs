@@ -177,7 +177,7 @@ async fn unknown_server_ids_are_faults() -> TestResult {
 }
 
 #[tokio::test]
-async fn without_active_servers_writes_are_refused_and_reads_still_answer() -> TestResult {
+async fn without_active_servers_writes_and_reads_are_refused_until_one_is_added() -> TestResult {
     let mut cluster = cluster(1, 0).await;
     let frontend = cluster.frontend()?;
     frontend.put(1, 1).await?;
@@ -188,10 +188,15 @@ async fn without_active_servers_writes_are_refused_and_reads_still_answer() -> T
         first.err().and_then(|e| e.fault().map(|f| f.code())),
         Some(fault::NO_ACTIVE_SERVER)
     );
-    assert_eq!(frontend.get(1).await?, "1:1");
-    // A new server gets the committed state and writes resume.
+    // No server confirms this frontend still leads, so no read is answered.
+    assert_eq!(
+        frontend.get(1).await.err().and_then(|e| e.fault().map(|f| f.code())),
+        Some(fault::NO_ACTIVE_SERVER)
+    );
+    // A new server gets the committed state and writes and reads resume.
     let id = cluster.add_server().await?;
     assert_eq!(server_pairs(&cluster, id).await?, "1:1");
+    assert_eq!(frontend.get(1).await?, "1:1");
     frontend.put(1, 3).await?;
     assert_eq!(frontend.get(1).await?, "1:3");
     Ok(())

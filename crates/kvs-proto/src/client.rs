@@ -14,8 +14,10 @@ use dxr_client::utils::{request_to_body, response_to_result};
 use thiserror::Error;
 
 use crate::api::{frontend, server};
+use crate::auth::ClusterSecret;
 use crate::batch::{self, Entry};
 use crate::canonical;
+use crate::fence::Fence;
 use crate::rpc::Rpc;
 use crate::{Key, ServerId, Value};
 
@@ -52,6 +54,8 @@ pub struct RpcClient {
     url: String,
     parsed: reqwest::Url,
     http: reqwest::Client,
+    /// The `Authorization` header showing the cluster secret, if one is set.
+    auth: Option<reqwest::header::HeaderValue>,
 }
 
 impl RpcClient {
@@ -81,7 +85,18 @@ impl RpcClient {
             url: url.to_owned(),
             parsed,
             http,
+            auth: None,
         })
+    }
+
+    /// Shows `secret` with every call (see [`crate::auth`]); `None` sends none.
+    pub fn with_secret(mut self, secret: Option<&ClusterSecret>) -> Self {
+        self.auth = secret.and_then(|secret| {
+            let mut value = reqwest::header::HeaderValue::from_str(secret.header_value()).ok()?;
+            value.set_sensitive(true);
+            Some(value)
+        });
+        self
     }
 
     /// The peer's address.
@@ -106,13 +121,11 @@ impl RpcClient {
             url: self.url.clone(),
             reason: describe_net_error(&error),
         };
-        let response = self
-            .http
-            .post(self.parsed.clone())
-            .body(body)
-            .send()
-            .await
-            .map_err(unreachable)?;
+        let mut request = self.http.post(self.parsed.clone()).body(body);
+        if let Some(auth) = &self.auth {
+            request = request.header(reqwest::header::AUTHORIZATION, auth.clone());
+        }
+        let response = request.send().await.map_err(unreachable)?;
         let text = response.text().await.map_err(unreachable)?;
         let value = match canonical::parse_response(&text) {
             Some(value) => value,
@@ -173,6 +186,10 @@ impl FrontendClient {
     pub fn new(url: &str, timeout: Option<Duration>) -> Result<Self, RpcError> {
         RpcClient::new(url, timeout).map(FrontendClient)
     }
+    /// Shows `secret` with every call, for the guarded methods.
+    pub fn with_secret(self, secret: Option<&ClusterSecret>) -> Self {
+        FrontendClient(self.0.with_secret(secret))
+    }
     pub async fn put(&self, key: Key, value: Value) -> Result<String, RpcError> {
         self.0.call(&frontend::Put { key, value }).await
     }
@@ -191,34 +208,64 @@ impl FrontendClient {
     pub async fn shutdown_server(&self, server_id: ServerId) -> Result<String, RpcError> {
         self.0.call(&frontend::ShutdownServer { server_id }).await
     }
+    pub async fn adopt_server(&self, server_id: ServerId) -> Result<String, RpcError> {
+        self.0.call(&frontend::AdoptServer { server_id }).await
+    }
     pub async fn cluster_status(&self) -> Result<String, RpcError> {
         self.0.call(&frontend::ClusterStatus {}).await
     }
 }
 
-/// A server's API, as the frontend uses it.
+/// A server's API, as the frontend uses it. The replication calls carry
+/// the client's [`Fence`] (see [`ServerClient::with_fence`]).
 #[derive(Debug)]
-pub struct ServerClient(RpcClient);
+pub struct ServerClient {
+    rpc: RpcClient,
+    /// The caller's identity, in wire form.
+    fence: String,
+}
 
 impl ServerClient {
+    /// A client with the fence `0:0`: a tool's or a test's, not a frontend's.
     pub fn new(url: &str, timeout: Option<Duration>) -> Result<Self, RpcError> {
-        RpcClient::new(url, timeout).map(ServerClient)
+        Ok(ServerClient {
+            rpc: RpcClient::new(url, timeout)?,
+            fence: Fence { cluster: 0, epoch: 0 }.to_wire(),
+        })
+    }
+    /// Shows `secret` with every call, for the guarded methods.
+    pub fn with_secret(self, secret: Option<&ClusterSecret>) -> Self {
+        ServerClient {
+            rpc: self.rpc.with_secret(secret),
+            fence: self.fence,
+        }
+    }
+    /// Sends `fence` with every replication call.
+    pub fn with_fence(self, fence: Fence) -> Self {
+        ServerClient {
+            fence: fence.to_wire(),
+            ..self
+        }
     }
     pub fn url(&self) -> &str {
-        self.0.url()
+        self.rpc.url()
     }
     /// Ships versioned writes and the stable point (see
     /// [`batch::Batch::stable`]); replies how many entries the server decoded.
     pub async fn apply_batch(&self, stable: u64, entries: &[Entry]) -> Result<i32, RpcError> {
         let entries = batch::encode_batch(stable, entries);
-        self.0.call(&server::ApplyBatch { entries }).await
+        let fence = self.fence.clone();
+        self.rpc.call(&server::ApplyBatch { fence, entries }).await
     }
     pub async fn heartbeat(&self) -> Result<String, RpcError> {
-        self.0.call(&server::Heartbeat {}).await
+        let fence = self.fence.clone();
+        self.rpc.call(&server::Heartbeat { fence }).await
     }
-    /// Empties the server; replies how many pairs it dropped.
-    pub async fn reset_store(&self) -> Result<i32, RpcError> {
-        self.0.call(&server::ResetStore {}).await
+    /// Empties the server; replies how many pairs it dropped. With `force`
+    /// the server follows this client's fence whatever it followed before.
+    pub async fn reset_store(&self, force: bool) -> Result<i32, RpcError> {
+        let fence = self.fence.clone();
+        self.rpc.call(&server::ResetStore { fence, force }).await
     }
     /// Every versioned pair the server holds, fetched `page` pairs at a time.
     pub async fn dump_state(&self, page: i32) -> Result<Vec<Entry>, RpcError> {
@@ -226,8 +273,13 @@ impl ServerClient {
         let mut entries = Vec::new();
         let mut start_key = Key::MIN;
         loop {
-            let bytes = self.0.call(&server::DumpState { start_key, limit: page }).await?;
-            let chunk = batch::decode(&bytes).map_err(|e| self.0.bad_reply(e.to_string()))?;
+            let call = server::DumpState {
+                fence: self.fence.clone(),
+                start_key,
+                limit: page,
+            };
+            let bytes = self.rpc.call(&call).await?;
+            let chunk = batch::decode(&bytes).map_err(|e| self.rpc.bad_reply(e.to_string()))?;
             let full = chunk.len() >= page as usize;
             let last = chunk.last().map(|entry| entry.key);
             entries.extend(chunk);
@@ -238,16 +290,16 @@ impl ServerClient {
         }
     }
     pub async fn put(&self, key: Key, value: Value) -> Result<String, RpcError> {
-        self.0.call(&server::Put { key, value }).await
+        self.rpc.call(&server::Put { key, value }).await
     }
     pub async fn get(&self, key: Key) -> Result<String, RpcError> {
-        self.0.call(&server::Get { key }).await
+        self.rpc.call(&server::Get { key }).await
     }
     pub async fn print_kv_pairs(&self) -> Result<String, RpcError> {
-        self.0.call(&server::PrintKvPairs {}).await
+        self.rpc.call(&server::PrintKvPairs {}).await
     }
     pub async fn shutdown(&self) -> Result<String, RpcError> {
-        self.0.call(&server::ShutdownServer {}).await
+        self.rpc.call(&server::ShutdownServer {}).await
     }
 }
 

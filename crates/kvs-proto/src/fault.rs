@@ -20,3 +20,13 @@ pub const INVALID_REQUEST: i32 = 6;
 pub const SHUTTING_DOWN: i32 = 7;
 /// The request body was not a valid XML-RPC call.
 pub const PARSE_ERROR: i32 = 8;
+/// The method changes data or membership and the call did not show the
+/// cluster secret (see [`crate::auth`]).
+pub const UNAUTHORIZED: i32 = 9;
+/// A newer frontend of the same cluster leads: the caller (or, from the
+/// frontend, this frontend) has been superseded and no longer serves.
+pub const SUPERSEDED: i32 = 10;
+/// The server follows another cluster's frontend; `adoptServer` takes it over.
+pub const OTHER_CLUSTER: i32 = 11;
+/// The server's current frontend holds a lease on it: a newer one retries.
+pub const LEASE_HELD: i32 = 12;

@@ -4,23 +4,28 @@
 //! address templates ([`addr`]), the XML-RPC methods as command types with
 //! their argument and reply types ([`api`]), the reply formats the course
 //! harness parses ([`reply`]), the binary replication batch ([`batch`]),
+//! the cluster secret guarded methods need ([`auth`]), fencing ([`fence`]),
 //! fault codes ([`fault`]), typed async clients ([`client`]), the axum
 //! router that serves a set of methods on `/` and `/RPC2` ([`serve`]) and
 //! its fast path for plain calls ([`canonical`]).
 
 pub mod addr;
 pub mod api;
+pub mod auth;
 pub mod batch;
 pub mod canonical;
 pub mod client;
 pub mod fault;
+pub mod fence;
 pub mod process;
 pub mod reply;
 pub mod rpc;
 pub mod serve;
 
+pub use auth::ClusterSecret;
 pub use batch::Entry;
 pub use client::{FrontendClient, ProxyClient, RpcError, ServerClient};
+pub use fence::Fence;
 pub use rpc::Rpc;
 
 /// A key as it travels on the wire (Python marshals ints as signed 32-bit).

@@ -11,6 +11,9 @@ use dxr::{Error as DxrError, TryFromValue, TryToValue, Value};
 pub trait Rpc: Sized + Send + Sync + 'static {
     /// The XML-RPC method name.
     const METHOD: &'static str;
+    /// Whether the method changes data or membership out of band, and so
+    /// needs the cluster secret when one is configured (see [`crate::auth`]).
+    const GUARDED: bool = false;
     /// What a successful call returns.
     type Reply: TryToValue + TryFromValue + Send + 'static;
 

@@ -7,7 +7,9 @@
 //! plus the operators' probes: `GET /health` and `GET /livez` (200 while the
 //! process serves), `GET /readyz` (200 when the process's own [`Readiness`]
 //! check passes, else 503 with the reason) and, where a process has them,
-//! `GET /metrics`. Bodies over [`MAX_BODY_BYTES`] get HTTP
+//! `GET /metrics`. A guarded method (see [`crate::auth`]) served by
+//! [`Methods::with_secret`] is refused with fault
+//! [`crate::fault::UNAUTHORIZED`] unless the call shows the secret. Bodies over [`MAX_BODY_BYTES`] get HTTP
 //! 413; fault messages are capped at [`MAX_FAULT_CHARS`] (dxr's parse-error
 //! fault would otherwise echo the whole request back).
 
@@ -27,6 +29,7 @@ use axum::routing::{get, post};
 use dxr::{Fault, FaultResponse, MethodResponse, TryToValue, Value};
 use dxr_server::{Handler, HandlerMap, HandlerResult};
 
+use crate::auth::ClusterSecret;
 use crate::canonical;
 use crate::rpc::Rpc;
 
@@ -113,12 +116,26 @@ impl Probes {
 /// Adapts a typed service method to dxr's untyped handler.
 struct Endpoint<C, S> {
     service: Arc<S>,
+    /// The secret a call must show, for a guarded method when one is set.
+    secret: Option<Arc<ClusterSecret>>,
     _method: PhantomData<fn() -> C>,
 }
 
 #[async_trait::async_trait]
 impl<C: Rpc, S: Handle<C>> Handler for Endpoint<C, S> {
-    async fn handle(&self, params: &[Value], _headers: HeaderMap) -> HandlerResult {
+    async fn handle(&self, params: &[Value], headers: HeaderMap) -> HandlerResult {
+        if let Some(secret) = &self.secret
+            && !secret.admits(&headers)
+        {
+            tracing::warn!(method = C::METHOD, "refused: the call did not show the cluster secret");
+            return Err(Fault::new(
+                crate::fault::UNAUTHORIZED,
+                format!(
+                    "{} changes data or membership: show the cluster secret (Authorization header)",
+                    C::METHOD
+                ),
+            ));
+        }
         let call = C::from_params(params).map_err(|e| Fault::new(400, format!("{}: {e}", C::METHOD)))?;
         let reply = self.service.handle(call).await?;
         reply.try_to_value().map_err(Fault::from)
@@ -129,17 +146,28 @@ impl<C: Rpc, S: Handle<C>> Handler for Endpoint<C, S> {
 #[derive(Default)]
 pub struct Methods {
     handlers: HashMap<&'static str, Box<dyn Handler>>,
+    secret: Option<Arc<ClusterSecret>>,
 }
 
 impl Methods {
+    /// Methods that are all open to every caller.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Methods whose guarded ones ([`Rpc::GUARDED`]) need `secret`, if set.
+    pub fn with_secret(secret: Option<ClusterSecret>) -> Self {
+        Methods {
+            handlers: HashMap::new(),
+            secret: secret.map(Arc::new),
+        }
     }
 
     /// Serves method `C` with `service`.
     pub fn method<C: Rpc, S: Handle<C>>(mut self, service: &Arc<S>) -> Self {
         let endpoint = Endpoint::<C, S> {
             service: Arc::clone(service),
+            secret: self.secret.clone().filter(|_| C::GUARDED),
             _method: PhantomData,
         };
         self.handlers.insert(C::METHOD, Box::new(endpoint));
@@ -180,9 +208,10 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestHeaders {
 }
 
 async fn respond(handlers: HandlerMap, headers: HeaderMap, body: String) -> (StatusCode, HeaderMap, String) {
-    if let Some(reply) = respond_plain(&handlers, &headers, &body).await {
-        return reply;
-    }
+    let headers = match respond_plain(&handlers, headers, &body).await {
+        Ok(reply) => return reply,
+        Err(headers) => headers,
+    };
     let (status, headers, reply) = dxr_server::server(handlers, &body, headers).await;
     // Successful replies pass untouched; only faults are looked at.
     if !reply.contains("<fault>") {
@@ -195,23 +224,28 @@ async fn respond(handlers: HandlerMap, headers: HeaderMap, body: String) -> (Sta
 }
 
 /// Answers a plain call (see [`crate::canonical`]) to a known method without
-/// dxr's parser; `None` sends the request down dxr's path instead, which
-/// also reports every error the plain path does not handle (a missing
-/// `Content-Length`, an unknown method, a malformed body).
+/// dxr's parser; `Err` hands the headers back to send the request down
+/// dxr's path instead, which also reports every error the plain path does
+/// not handle (a missing `Content-Length`, an unknown method, a malformed
+/// body).
 async fn respond_plain(
     handlers: &HandlerMap,
-    headers: &HeaderMap,
+    headers: HeaderMap,
     body: &str,
-) -> Option<(StatusCode, HeaderMap, String)> {
+) -> Result<(StatusCode, HeaderMap, String), HeaderMap> {
     if !headers.contains_key(CONTENT_LENGTH) {
-        return None;
+        return Err(headers);
     }
-    let (name, params) = canonical::parse_call(body)?;
-    let handler = handlers.get(name)?;
+    let Some((name, params)) = canonical::parse_call(body) else {
+        return Err(headers);
+    };
+    let Some(handler) = handlers.get(name) else {
+        return Err(headers);
+    };
     let mut reply_headers = HeaderMap::new();
     reply_headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/xml"));
-    // kvs's handlers do not read headers (dxr's trait passes them anyway).
-    let reply = match handler.handle(&params, HeaderMap::new()).await {
+    // The handler reads the headers only for the cluster secret.
+    let reply = match handler.handle(&params, headers).await {
         Ok(value) => canonical::write_response(&value).unwrap_or_else(|| {
             MethodResponse { value }
                 .to_xml()
@@ -219,7 +253,7 @@ async fn respond_plain(
         }),
         Err(fault) => tidy_fault(&fault),
     };
-    Some((StatusCode::OK, reply_headers, reply))
+    Ok((StatusCode::OK, reply_headers, reply))
 }
 
 /// dxr's parse-error fault echoes the request (twice prefixed): give it its

@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use kvs_proto::serve::Readiness;
-use kvs_proto::{FrontendClient, RpcError, ServerId, fault, reply};
+use kvs_proto::{ClusterSecret, FrontendClient, RpcError, ServerId, fault, reply};
 
 /// How long one `addServer` call may take: it returns once the catch-up is
 /// done, which for a large state takes a while.
@@ -36,13 +36,14 @@ pub struct Enrolment {
 }
 
 impl Enrolment {
-    /// Enrolment of server `id` with the frontend at `url`.
-    pub fn new(id: ServerId, url: &str) -> Result<Self, RpcError> {
+    /// Enrolment of server `id` with the frontend at `url`, showing
+    /// `secret` (`addServer` and `shutdownServer` are guarded).
+    pub fn new(id: ServerId, url: &str, secret: Option<&ClusterSecret>) -> Result<Self, RpcError> {
         Ok(Enrolment {
             id,
             url: url.to_owned(),
-            join: FrontendClient::new(url, Some(JOIN_CALL_TIMEOUT))?,
-            short: FrontendClient::new(url, Some(SHORT_CALL_TIMEOUT))?,
+            join: FrontendClient::new(url, Some(JOIN_CALL_TIMEOUT))?.with_secret(secret),
+            short: FrontendClient::new(url, Some(SHORT_CALL_TIMEOUT))?.with_secret(secret),
         })
     }
 

@@ -8,6 +8,7 @@
 //! variable, as a container or pod sets them.
 
 mod enrolment;
+mod following;
 mod service;
 mod store;
 
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use clap::Parser;
 use kvs_proto::RpcError;
 use kvs_proto::addr::SERVER_PORT_BASE;
+use kvs_proto::auth::{SecretArgs, SecretError};
 use kvs_proto::process::{self, ProcessError};
 use kvs_proto::serve::Probes;
 use thiserror::Error;
@@ -30,6 +32,8 @@ use crate::service::ReplicaService;
 enum ServerError {
     #[error(transparent)]
     Process(#[from] ProcessError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
     #[error("cannot use --join {url}: {source}")]
     Join { url: String, source: RpcError },
 }
@@ -57,6 +61,8 @@ struct Args {
     /// contend with each other's threads.
     #[arg(long, default_value_t = 1, env = "KVS_WORKER_THREADS")]
     worker_threads: usize,
+    #[command(flatten)]
+    secret: SecretArgs,
 }
 
 fn main() -> ExitCode {
@@ -79,13 +85,14 @@ fn main() -> ExitCode {
 async fn run(args: Args) -> Result<(), ServerError> {
     let port = process::port_or_default(args.port, SERVER_PORT_BASE, args.id, "server")?;
     let addr = SocketAddr::new(args.bind, port);
+    let secret = args.secret.secret()?;
     let enrolment = match &args.join {
-        Some(url) => Some(Arc::new(Enrolment::new(args.id, url).map_err(|source| {
-            ServerError::Join {
+        Some(url) => Some(Arc::new(Enrolment::new(args.id, url, secret.as_ref()).map_err(
+            |source| ServerError::Join {
                 url: url.clone(),
                 source,
-            }
-        })?)),
+            },
+        )?)),
         None => None,
     };
     let listener = process::listen(addr).await?;
@@ -94,8 +101,9 @@ async fn run(args: Args) -> Result<(), ServerError> {
         Some(enrolment) => Probes::default().readiness(enrolment),
         None => Probes::default(),
     };
-    let router = service::methods(&service).into_router_with(probes);
-    tracing::info!(id = args.id, %addr, join = ?args.join, "server listening");
+    let guarded = secret.is_some();
+    let router = service::methods(&service, secret).into_router_with(probes);
+    tracing::info!(id = args.id, %addr, join = ?args.join, guarded, "server listening");
 
     let joining = enrolment.as_ref().map(|enrolment| {
         let enrolment = Arc::clone(enrolment);

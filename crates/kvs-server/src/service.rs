@@ -1,14 +1,17 @@
 //! The server's XML-RPC methods, each a [`Handle`] impl over the [`Store`].
+//! The replication methods first check the caller's fence ([`Following`]);
+//! a batch is checked whole before any of it is applied.
 
 use std::sync::Arc;
 
 use dxr::Fault;
 use kvs_proto::api::server::{ApplyBatch, DumpState, Get, Heartbeat, PrintKvPairs, Put, ResetStore, ShutdownServer};
 use kvs_proto::serve::{Handle, Methods};
-use kvs_proto::{batch, fault, reply};
+use kvs_proto::{ClusterSecret, Fence, batch, fault, reply};
 use parking_lot::RwLock;
 use tokio::sync::Notify;
 
+use crate::following::{Following, Refusal};
 use crate::store::Store;
 
 /// The replica: its store, and the switch `shutdownServer` flips.
@@ -17,6 +20,7 @@ pub struct ReplicaService {
     id: i32,
     /// Tells this run of the process apart from earlier ones (see [`reply::alive`]).
     boot: String,
+    following: Following,
     store: RwLock<Store>,
     shutdown: Notify,
 }
@@ -26,9 +30,25 @@ impl ReplicaService {
         ReplicaService {
             id,
             boot: boot_id(),
+            following: Following::default(),
             store: RwLock::new(Store::default()),
             shutdown: Notify::new(),
         }
+    }
+
+    /// Accepts a replication call from the frontend that sent `fence`, or
+    /// refuses it (see [`Following`]).
+    fn admit(&self, fence: &str, force: bool) -> Result<Fence, Fault> {
+        let fence = Fence::parse(fence).map_err(|e| Fault::new(fault::INVALID_REQUEST, e.to_string()))?;
+        self.following.admit(fence, force).map_err(|refusal| {
+            let code = match refusal {
+                Refusal::Superseded { .. } => fault::SUPERSEDED,
+                Refusal::OtherCluster { .. } => fault::OTHER_CLUSTER,
+                Refusal::LeaseHeld { .. } => fault::LEASE_HELD,
+            };
+            Fault::new(code, format!("server {}: {refusal}", self.id))
+        })?;
+        Ok(fence)
     }
 
     /// Resolves once `shutdownServer` has been called.
@@ -47,9 +67,9 @@ fn boot_id() -> String {
     format!("{nanos:x}-{:x}", std::process::id())
 }
 
-/// Every method the server answers.
-pub fn methods(service: &Arc<ReplicaService>) -> Methods {
-    Methods::new()
+/// Every method the server answers; the guarded ones need `secret`, if set.
+pub fn methods(service: &Arc<ReplicaService>, secret: Option<ClusterSecret>) -> Methods {
+    Methods::with_secret(secret)
         .method::<Put, _>(service)
         .method::<Get, _>(service)
         .method::<PrintKvPairs, _>(service)
@@ -95,10 +115,23 @@ impl Handle<ShutdownServer> for ReplicaService {
 
 impl Handle<ApplyBatch> for ReplicaService {
     async fn handle(&self, call: ApplyBatch) -> Result<i32, Fault> {
-        let batch =
-            batch::decode_batch(&call.entries).map_err(|e| Fault::new(fault::INVALID_REQUEST, e.to_string()))?;
-        let count =
-            i32::try_from(batch.entries.len()).map_err(|e| Fault::new(fault::INVALID_REQUEST, e.to_string()))?;
+        let invalid = |message: String| Fault::new(fault::INVALID_REQUEST, message);
+        let fence = Fence::parse(&call.fence).map_err(|e| invalid(e.to_string()))?;
+        let batch = batch::decode_batch(&call.entries).map_err(|e| invalid(e.to_string()))?;
+        let count = i32::try_from(batch.entries.len()).map_err(|e| invalid(e.to_string()))?;
+        if !fence.could_produce(batch.stable) {
+            return Err(invalid(format!(
+                "stable point {:#x} belongs to a later epoch than the sender's ({fence})",
+                batch.stable
+            )));
+        }
+        if let Some(entry) = batch.entries.iter().find(|entry| !fence.could_produce(entry.version)) {
+            return Err(invalid(format!(
+                "version {:#x} of key {} belongs to a later epoch than the sender's ({fence})",
+                entry.version, entry.key
+            )));
+        }
+        self.admit(&call.fence, false)?;
         let mut store = self.store.write();
         for entry in batch.entries {
             store.apply(entry);
@@ -109,13 +142,15 @@ impl Handle<ApplyBatch> for ReplicaService {
 }
 
 impl Handle<Heartbeat> for ReplicaService {
-    async fn handle(&self, _call: Heartbeat) -> Result<String, Fault> {
+    async fn handle(&self, call: Heartbeat) -> Result<String, Fault> {
+        self.admit(&call.fence, false)?;
         Ok(reply::alive(&self.boot))
     }
 }
 
 impl Handle<ResetStore> for ReplicaService {
-    async fn handle(&self, _call: ResetStore) -> Result<i32, Fault> {
+    async fn handle(&self, call: ResetStore) -> Result<i32, Fault> {
+        self.admit(&call.fence, call.force)?;
         let dropped = self.store.write().clear();
         tracing::info!(id = self.id, dropped, "store reset for catch-up");
         Ok(i32::try_from(dropped).unwrap_or(i32::MAX))
@@ -124,6 +159,7 @@ impl Handle<ResetStore> for ReplicaService {
 
 impl Handle<DumpState> for ReplicaService {
     async fn handle(&self, call: DumpState) -> Result<Vec<u8>, Fault> {
+        self.admit(&call.fence, false)?;
         let limit = usize::try_from(call.limit)
             .ok()
             .filter(|limit| *limit > 0)

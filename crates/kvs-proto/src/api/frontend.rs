@@ -19,7 +19,13 @@ rpc_method! {
 rpc_method! {
     /// Admits a running server: it catches up, then counts as active.
     /// Replies [`crate::reply::SUCCESS`].
-    AddServer = "addServer"(server_id: ServerId) -> String
+    guarded AddServer = "addServer"(server_id: ServerId) -> String
+}
+rpc_method! {
+    /// kvs's own: like `addServer`, for a server that follows another
+    /// cluster's frontend (an operator's deliberate takeover): it is emptied
+    /// and follows this frontend from then on.
+    guarded AdoptServer = "adoptServer"(server_id: ServerId) -> String
 }
 rpc_method! {
     /// The member ids as one string, `"0, 1, 2"`.
@@ -27,7 +33,7 @@ rpc_method! {
 }
 rpc_method! {
     /// Removes a server from the membership, then makes it exit.
-    ShutdownServer = "shutdownServer"(server_id: ServerId) -> String
+    guarded ShutdownServer = "shutdownServer"(server_id: ServerId) -> String
 }
 rpc_method! {
     /// kvs's own: who is active, joining and lost, e.g.

@@ -10,9 +10,23 @@ pub mod proxy;
 pub mod server;
 
 /// Declares a method type: its fields are its positional XML-RPC parameters,
-/// in order.
+/// in order. A leading `guarded` marks a method that changes data or
+/// membership out of band: it needs the cluster secret (see [`crate::auth`]).
 macro_rules! rpc_method {
     (
+        $(#[$meta:meta])*
+        guarded $name:ident = $method:literal ( $($field:ident : $ty:ty),* ) -> $reply:ty
+    ) => {
+        $crate::api::rpc_method! { @define [true] $(#[$meta])* $name = $method ( $($field : $ty),* ) -> $reply }
+    };
+    (
+        $(#[$meta:meta])*
+        $name:ident = $method:literal ( $($field:ident : $ty:ty),* ) -> $reply:ty
+    ) => {
+        $crate::api::rpc_method! { @define [false] $(#[$meta])* $name = $method ( $($field : $ty),* ) -> $reply }
+    };
+    (
+        @define [$guarded:literal]
         $(#[$meta:meta])*
         $name:ident = $method:literal ( $($field:ident : $ty:ty),* ) -> $reply:ty
     ) => {
@@ -24,6 +38,7 @@ macro_rules! rpc_method {
 
         impl $crate::rpc::Rpc for $name {
             const METHOD: &'static str = $method;
+            const GUARDED: bool = $guarded;
             type Reply = $reply;
 
             fn from_params(params: &[::dxr::Value]) -> Result<Self, ::dxr::Error> {

@@ -6,14 +6,15 @@
 //! chunks of a snapshot) in the binary form of [`crate::batch`];
 //! `heartbeat` is a liveness probe; `resetStore` empties a server before it
 //! catches up; `dumpState` pages through a server's versioned pairs when a
-//! restarted frontend rebuilds its state.
+//! restarted frontend rebuilds its state. Each of these carries the
+//! caller's fence first (`CLUSTER:EPOCH`, see [`crate::fence`]).
 
 use super::rpc_method;
 use crate::{Key, Value};
 
 rpc_method! {
     /// Writes the local replica only (course skeleton; not replicated).
-    Put = "put"(key: Key, value: Value) -> String
+    guarded Put = "put"(key: Key, value: Value) -> String
 }
 rpc_method! {
     /// Reads the local replica: `"KEY:VALUE"`, or a fault if absent.
@@ -25,24 +26,27 @@ rpc_method! {
 }
 rpc_method! {
     /// Replies, then the server stops serving and exits.
-    ShutdownServer = "shutdownServer"() -> String
+    guarded ShutdownServer = "shutdownServer"() -> String
 }
 rpc_method! {
     /// Applies a batch of versioned writes and records its stable point (see
     /// [`crate::batch`]); each entry replaces the key's value only if its
     /// version is newer. Replies the number of entries decoded.
-    ApplyBatch = "applyBatch"(entries: Vec<u8>) -> i32
+    guarded ApplyBatch = "applyBatch"(fence: String, entries: Vec<u8>) -> i32
 }
 rpc_method! {
-    /// Liveness probe; replies `"alive BOOT"` (see `reply::alive`).
-    Heartbeat = "heartbeat"() -> String
+    /// Liveness probe, and the renewal of the caller's lease; replies
+    /// `"alive BOOT"` (see `reply::alive`).
+    Heartbeat = "heartbeat"(fence: String) -> String
 }
 rpc_method! {
-    /// Drops every pair (the first step of a catch-up). Replies how many were dropped.
-    ResetStore = "resetStore"() -> i32
+    /// Drops every pair (the first step of a catch-up). Replies how many
+    /// were dropped. With `force`, the server follows the caller whatever
+    /// frontend it followed before (an operator's `adoptServer`).
+    guarded ResetStore = "resetStore"(fence: String, force: bool) -> i32
 }
 rpc_method! {
     /// Up to `limit` versioned pairs with key ≥ `start_key`, ordered by key,
     /// in the binary form of [`crate::batch`].
-    DumpState = "dumpState"(start_key: Key, limit: i32) -> Vec<u8>
+    guarded DumpState = "dumpState"(fence: String, start_key: Key, limit: i32) -> Vec<u8>
 }

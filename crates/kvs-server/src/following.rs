@@ -1,0 +1,127 @@
+//! Which frontend this server follows (see [`kvs_proto::fence`]).
+//!
+//! A fresh server follows the first frontend that calls it. From then on it
+//! accepts calls from that frontend's cluster and epoch; a newer epoch of
+//! the same cluster takes over once the current one's lease has run out
+//! ([`LEASE_HOLD`] after the last call the server accepted from it); an
+//! older epoch, or another cluster, is refused — unless the call forces it
+//! (an operator's `adoptServer`). Time is read from tokio's clock.
+
+use std::time::Duration;
+
+use kvs_proto::Fence;
+use kvs_proto::fence::LEASE_HOLD;
+use parking_lot::Mutex;
+use thiserror::Error;
+use tokio::time::Instant;
+
+/// Why a call's fence was refused.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum Refusal {
+    #[error("this server follows epoch {current} of the cluster; epoch {caller} has been superseded")]
+    Superseded { current: u64, caller: u64 },
+    #[error(
+        "this server follows another cluster's frontend ({current:016x}, not {caller:016x}); \
+         adoptServer takes it over, dropping its data"
+    )]
+    OtherCluster { current: u64, caller: u64 },
+    #[error("epoch {current} holds a lease on this server for {remaining:?} more; retry then")]
+    LeaseHeld { current: u64, remaining: Duration },
+}
+
+/// The frontend a server follows, and when it last accepted a call from it.
+#[derive(Debug, Default)]
+pub struct Following {
+    leader: Mutex<Option<(Fence, Instant)>>,
+}
+
+impl Following {
+    /// Accepts a call carrying `fence` (following it if it takes over), or
+    /// says why not. `force` follows it whatever came before.
+    pub fn admit(&self, fence: Fence, force: bool) -> Result<(), Refusal> {
+        let now = Instant::now();
+        let mut leader = self.leader.lock();
+        if let Some((current, granted)) = *leader
+            && !force
+        {
+            if current.cluster != fence.cluster {
+                return Err(Refusal::OtherCluster {
+                    current: current.cluster,
+                    caller: fence.cluster,
+                });
+            }
+            if fence.epoch < current.epoch {
+                return Err(Refusal::Superseded {
+                    current: current.epoch,
+                    caller: fence.epoch,
+                });
+            }
+            let held_until = granted + LEASE_HOLD;
+            if fence.epoch > current.epoch && now < held_until {
+                return Err(Refusal::LeaseHeld {
+                    current: current.epoch,
+                    remaining: held_until - now,
+                });
+            }
+            if fence.epoch > current.epoch {
+                tracing::info!(from = %current, to = %fence, "a newer frontend takes over");
+            }
+        } else if leader.is_some_and(|(current, _)| current != fence) {
+            tracing::warn!(from = ?leader.map(|(current, _)| current), to = %fence, "forced to follow another frontend");
+        }
+        *leader = Some((fence, now));
+        Ok(())
+    }
+
+    /// The fence followed now, if any.
+    #[cfg(test)]
+    pub fn leader(&self) -> Option<Fence> {
+        self.leader.lock().map(|(fence, _)| fence)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: Fence = Fence { cluster: 1, epoch: 5 };
+
+    #[tokio::test(start_paused = true)]
+    async fn follows_the_first_caller_then_refuses_older_and_other() {
+        let following = Following::default();
+        assert_eq!(following.admit(A, false), Ok(()));
+        assert_eq!(following.leader(), Some(A));
+        let older = Fence { epoch: 4, ..A };
+        assert!(matches!(following.admit(older, false), Err(Refusal::Superseded { .. })));
+        let other = Fence { cluster: 2, epoch: 9 };
+        assert!(matches!(
+            following.admit(other, false),
+            Err(Refusal::OtherCluster { .. })
+        ));
+        assert_eq!(following.leader(), Some(A));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_newer_epoch_waits_for_the_lease() {
+        let following = Following::default();
+        following.admit(A, false).expect("first");
+        let newer = Fence { epoch: 6, ..A };
+        tokio::time::advance(LEASE_HOLD / 2).await;
+        following.admit(A, false).expect("renewed");
+        tokio::time::advance(LEASE_HOLD - Duration::from_millis(1)).await;
+        assert!(matches!(following.admit(newer, false), Err(Refusal::LeaseHeld { .. })));
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(following.admit(newer, false), Ok(()));
+        assert!(matches!(following.admit(A, false), Err(Refusal::Superseded { .. })));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn force_takes_over_at_once() {
+        let following = Following::default();
+        following.admit(A, false).expect("first");
+        let other = Fence { cluster: 2, epoch: 1 };
+        assert_eq!(following.admit(other, true), Ok(()));
+        assert_eq!(following.leader(), Some(other));
+        assert!(matches!(following.admit(A, false), Err(Refusal::OtherCluster { .. })));
+    }
+}
