@@ -35,7 +35,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from . import build, ports, procs
+from . import build, ports, procs, rpc
 from .backend import Backend, UnknownServer
 
 LABEL = "kvs.cluster"
@@ -361,6 +361,12 @@ class DockerBackend(Backend):
             argv += ["--network-alias", alias]
         for key, value in sorted({"RUST_LOG": "info", **env}.items()):
             argv += ["--env", "%s=%s" % (key, value)]
+        secret = rpc.cluster_secret()
+        if secret is not None:
+            # By name only: docker takes the value from this process's
+            # environment, so the secret is not on the command line.
+            os.environ.setdefault(rpc.SECRET_ENV, secret)
+            argv += ["--env", rpc.SECRET_ENV]
         argv += [*extra, image_name(role)]
         cid = docker(*argv)
         container = Container(name, cid, port, role)

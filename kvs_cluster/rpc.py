@@ -1,10 +1,20 @@
 """XML-RPC helpers: proxies that time out, reply parsing, error text.
 
 ``xmlrpc.client.ServerProxy`` is not thread-safe: make one per thread.
+When the cluster secret is set (``KVS_CLUSTER_SECRET``, or a file named by
+``KVS_CLUSTER_SECRET_FILE``), every proxy shows it the way ``ServerProxy``
+does from a ``http://user:secret@host`` URL (HTTP Basic), so ``addServer``
+and ``shutdownServer`` are let through; the processes started by the
+harness inherit the same variables.
 """
 
 import http.client
+import os
+import urllib.parse
 import xmlrpc.client
+
+SECRET_ENV = "KVS_CLUSTER_SECRET"
+SECRET_FILE_ENV = "KVS_CLUSTER_SECRET_FILE"
 
 DEFAULT_TIMEOUT = 30.0
 MAX_ERROR_CHARS = 300
@@ -23,8 +33,29 @@ class TimeoutTransport(xmlrpc.client.Transport):
         return conn
 
 
+def cluster_secret():
+    """The cluster secret from the environment, or None."""
+    secret = os.environ.get(SECRET_ENV)
+    if secret is None and os.environ.get(SECRET_FILE_ENV):
+        with open(os.environ[SECRET_FILE_ENV], encoding="utf-8") as f:
+            secret = f.read()
+    secret = secret.strip() if secret is not None else None
+    return secret or None
+
+
+def with_secret(url, secret):
+    """``url`` with ``kvs:SECRET@`` in front of its host (percent-encoded)."""
+    parts = urllib.parse.urlsplit(url)
+    netloc = "kvs:%s@%s" % (urllib.parse.quote(secret, safe=""), parts.netloc.rsplit("@", 1)[-1])
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
 def proxy(url, timeout=DEFAULT_TIMEOUT):
-    """A ServerProxy for ``url`` with a per-call timeout."""
+    """A ServerProxy for ``url`` with a per-call timeout (showing the
+    cluster secret, if one is set)."""
+    secret = cluster_secret()
+    if secret is not None:
+        url = with_secret(url, secret)
     return xmlrpc.client.ServerProxy(url, transport=TimeoutTransport(timeout))
 
 
