@@ -19,6 +19,17 @@ ports, securityContext and resource limits, on a Docker network of its own:
   ``--memory``/``--cpus``;
 - a volumeClaimTemplate becomes a named volume per pod (kept when the pod
   is deleted, as a claim is), so a replacement pod gets the same data;
+- a ``secret`` volume becomes a directory of files written on the host from
+  the Secrets given to the Kubelet (standing for the Secrets in the
+  namespace: the manifests hold no value), one file per ``items`` entry (or
+  per key), bind-mounted read-only at the mount's ``mountPath``. As the
+  kubelet does, the files are root's with ``defaultMode``/``mode``, and with
+  the pod's ``fsGroup`` they belong to that group and are group-readable;
+  ``fsGroup`` and ``supplementalGroups`` are also the container's
+  supplementary groups (``--group-add``). A Secret or key that does not exist
+  (and is not ``optional``) raises KubeletError, where Kubernetes would keep
+  the pod in ContainerCreating. The files are removed with the pod. Giving
+  the files to group ``fsGroup`` needs root (or CAP_CHOWN) on the host.
 - every container port is published on 127.0.0.1 only (a random host port):
   the host talks to containers through loopback, never to their own IPs, and
   probes are HTTP GETs of the probe's path through that port;
@@ -26,17 +37,20 @@ ports, securityContext and resource limits, on a Docker network of its own:
   (SIGTERM, then SIGKILL), then ``docker rm``.
 
 Everything created carries the label ``kvs.kubelet=<tag>`` and is removed by
-id in ``close()``. Standard library and PyYAML only.
+id in ``close()``, which also removes the host folder of the secret files.
+Standard library and PyYAML only.
 """
 
 import http.client
 import os
 import re
-import secrets
+import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from secrets import token_hex
 
 import yaml
 
@@ -140,6 +154,7 @@ class Pod:
     cid: str = ""
     ports: dict = field(default_factory=dict)  # container port name -> host port
     volumes: list = field(default_factory=list)
+    secret_dir: str = ""  # host folder of this pod's secret volumes
 
     @property
     def container(self):
@@ -155,16 +170,23 @@ class Pod:
 
 
 class Kubelet:
-    """Runs pods of the manifests in ``folder`` on a Docker network of its own."""
+    """Runs pods of the manifests in ``folder`` on a Docker network of its own.
 
-    def __init__(self, folder, tag=None):
+    ``secrets`` stands for the Secrets that exist in the pods' namespace:
+    ``{secret name: {key: value}}``. It may be changed between two pod
+    starts (an updated Secret reaches the pods started afterwards; a running
+    pod keeps the files it started with here)."""
+
+    def __init__(self, folder, tag=None, secrets=None):
         self.objects = load_manifests(folder)
-        self.tag = tag or secrets.token_hex(4)
+        self.tag = tag or token_hex(4)
         self.network = f"kvs-kubelet-{self.tag}"
         self.network_id = None
         self.pods = {}
         self.volumes = []
         self.deployment_replicas = {}
+        self.secrets = {name: dict(data) for name, data in (secrets or {}).items()}
+        self.secret_root = None  # host folder holding every pod's secret files
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -184,6 +206,9 @@ class Kubelet:
             except KubeletError as exc:
                 errors.append(str(exc))
         self.pods.clear()
+        if self.secret_root:
+            shutil.rmtree(self.secret_root, ignore_errors=True)
+            self.secret_root = None
         # Anything labelled for this run whose `docker run` returned no id.
         leftover = docker("ps", "--all", "--quiet", "--filter", f"label={LABEL}={self.tag}", check=False)
         for cid in leftover.split():
@@ -303,14 +328,31 @@ class Kubelet:
             argv += ["--memory", str(memory_bytes(limits["memory"]))]
         if "cpu" in limits:
             argv += ["--cpus", f"{min(cpus(limits['cpu']), float(os.cpu_count() or 1)):.2f}"]
+        for group in [pod_sc.get("fsGroup"), *pod_sc.get("supplementalGroups", [])]:
+            if group is not None:
+                argv += ["--group-add", str(group)]
         for key, value in sorted(self.resolve_env(c, pod_name, ns, labels).items()):
             argv += ["--env", f"{key}={value}"]
-        mounts = {m["name"]: m["mountPath"] for m in c.get("volumeMounts", [])}
-        for claim, volume in claims:
-            if volume not in self.volumes:
-                docker("volume", "create", "--label", f"{LABEL}={self.tag}", volume)
-                self.volumes.append(volume)
-            argv += ["--volume", f"{volume}:{mounts[claim]}"]
+        # Secret volumes first: a missing Secret stops the pod before anything is made.
+        pod_volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        claim_volumes = dict(claims)
+        secret_dir = self._write_secret_volumes(pod_name, pod_volumes, c, pod_sc)
+        for m in c.get("volumeMounts", []):
+            if m.get("subPath") or m.get("subPathExpr"):
+                raise KubeletError(f"{pod_name}: subPath mounts are not played here")
+            ro = ",readonly" if m.get("readOnly") else ""
+            if m["name"] in claim_volumes:
+                volume = claim_volumes[m["name"]]
+                if volume not in self.volumes:
+                    docker("volume", "create", "--label", f"{LABEL}={self.tag}", volume)
+                    self.volumes.append(volume)
+                argv += ["--mount", f"type=volume,source={volume},target={m['mountPath']}{ro}"]
+            elif "secret" in pod_volumes.get(m["name"], {}):
+                # A secret volume is always read-only in Kubernetes.
+                source = os.path.join(secret_dir, m["name"])
+                argv += ["--mount", f"type=bind,source={source},target={m['mountPath']},readonly"]
+            else:
+                raise KubeletError(f"{pod_name}: volume {m['name']} is neither a claim nor a secret: not played here")
         for p in c.get("ports", []):
             argv += ["--publish", f"127.0.0.1::{p['containerPort']}"]
         image = c["image"]
@@ -318,16 +360,101 @@ class Kubelet:
             argv += ["--pull", "never"]  # no registry: the image is loaded, or this fails
         argv.append(image)
         argv += c.get("command", []) + c.get("args", [])
-        cid = docker(*argv)
-        pod = Pod(pod_name, workload, labels, cid=cid)
+        try:
+            cid = docker(*argv)
+        except KubeletError:
+            if secret_dir:
+                shutil.rmtree(secret_dir, ignore_errors=True)
+            raise
+        pod = Pod(pod_name, workload, labels, cid=cid, secret_dir=secret_dir)
         self.pods[pod_name] = pod
         for p in c.get("ports", []):
-            out = docker("port", cid, f"{p['containerPort']}/tcp")
+            try:
+                out = docker("port", cid, f"{p['containerPort']}/tcp")
+            except KubeletError:
+                # A container that exited at once has no published port.
+                state = docker("inspect", "--format", "{{.State.Status}}", cid, check=False)
+                raise KubeletError(f"{pod_name}: no port {p['containerPort']} published "
+                                   f"(container {state}):\n{self.logs(pod)}") from None
             host, _, port = out.splitlines()[0].rpartition(":")
             if host not in ("127.0.0.1",):
                 raise KubeletError(f"{pod_name}: port published on {host}, not loopback")
             pod.ports[p["name"]] = int(port)
         return pod
+
+    def _write_secret_volumes(self, pod_name, pod_volumes, container, pod_sc):
+        """Writes the files of the pod's secret volumes under a fresh host
+        folder (one subfolder per volume), as the kubelet would project them.
+        Returns the folder ("" if the pod has no secret volume)."""
+        wanted = [v for v in pod_volumes.values() if "secret" in v]
+        unknown = [n for n, v in pod_volumes.items() if "secret" not in v]
+        if unknown:
+            raise KubeletError(f"{pod_name}: volumes {unknown} are not played here")
+        if not wanted:
+            return ""
+        mounted = {m["name"] for m in container.get("volumeMounts", [])}
+        files = {}  # volume name -> [(path, value, mode)]
+        for v in wanted:
+            src = v["secret"]
+            data = self.secrets.get(src["secretName"])
+            if data is None:
+                if src.get("optional"):
+                    files[v["name"]] = []
+                    continue
+                raise KubeletError(f"{pod_name}: Secret {src['secretName']} does not exist: "
+                                   "the pod would wait in ContainerCreating")
+            default_mode = src.get("defaultMode", 0o644)
+            items = src.get("items") or [{"key": k, "path": k} for k in sorted(data)]
+            entries = []
+            for item in items:
+                if item["key"] not in data:
+                    if src.get("optional"):
+                        continue
+                    raise KubeletError(f"{pod_name}: Secret {src['secretName']} has no key {item['key']}: "
+                                       "the pod would wait in ContainerCreating")
+                path = item["path"]
+                if "/" in path or path in ("", ".", ".."):
+                    raise KubeletError(f"{pod_name}: secret item path {path!r} is not played here")
+                entries.append((path, data[item["key"]], item.get("mode", default_mode)))
+            files[v["name"]] = entries
+        if self.secret_root is None:
+            self.secret_root = tempfile.mkdtemp(prefix=f"kvs-kubelet-{self.tag}-")
+        folder = tempfile.mkdtemp(prefix=f"{pod_name}-", dir=self.secret_root)
+        fs_group = pod_sc.get("fsGroup")
+        try:
+            for name, entries in files.items():
+                if name not in mounted:
+                    continue
+                vdir = os.path.join(folder, name)
+                os.mkdir(vdir, 0o700)
+                for path, value, mode in entries:
+                    target = os.path.join(vdir, path)
+                    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                    with os.fdopen(fd, "wb") as f:
+                        f.write(value.encode() if isinstance(value, str) else value)
+                    if fs_group is not None:
+                        # The kubelet gives the files to fsGroup and adds group read.
+                        os.chown(target, 0, fs_group)
+                        mode |= 0o440
+                    os.chmod(target, mode)
+                if fs_group is not None:
+                    os.chown(vdir, 0, fs_group)
+                    os.chmod(vdir, 0o2750)
+                else:
+                    os.chmod(vdir, 0o755)
+        except PermissionError as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise KubeletError(f"{pod_name}: cannot give the secret files to fsGroup {fs_group} "
+                               f"as the kubelet does (needs root or CAP_CHOWN): {exc}") from None
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return folder
+
+    @staticmethod
+    def _forget_secret_files(pod):
+        if pod.secret_dir:
+            shutil.rmtree(pod.secret_dir, ignore_errors=True)
 
     def delete_pod(self, pod_name):
         """SIGTERM, up to terminationGracePeriodSeconds, SIGKILL; then removed."""
@@ -336,12 +463,14 @@ class Kubelet:
         docker("stop", "--time", str(grace), pod.cid, timeout=grace + 30)
         logs = self.logs(pod)
         docker("rm", "--force", pod.cid)
+        self._forget_secret_files(pod)
         return logs
 
     def kill_pod(self, pod_name):
         """SIGKILL (a crash), then removed."""
         pod = self.pods.pop(pod_name)
         docker("rm", "--force", pod.cid)
+        self._forget_secret_files(pod)
 
     @staticmethod
     def logs(pod, tail=200):

@@ -13,8 +13,12 @@ Two kinds of check, neither needs a cluster:
   restricted securityContext, probes on /livez and /readyz, requests and
   limits, no service-link variables; the DNS names the processes use to find
   each other match the Services that publish them; the PDB and the
-  NetworkPolicies select the pods they are about; and the course pods keep
-  exactly what the course's run_cluster.py substitutes and waits for.
+  NetworkPolicies select the pods they are about; the frontend and the
+  servers read the cluster secret from the Secret kvs-cluster-secret,
+  mounted read-only and readable by the image's user only, while no
+  manifest holds a secret value; and the course pods keep exactly what the
+  course's run_cluster.py substitutes and waits for (and no secret: the
+  course's harness cannot show one).
 
 If kubernetes-validate is not installed the schema tests skip (and fail when
 the environment variable CI is set); it is in tests/requirements.txt.
@@ -38,6 +42,11 @@ NAMESPACE = "kvs"
 MIN_KUBERNETES = "1.28.0"
 IMAGE_USER = 65532
 POD_INDEX_LABEL = "metadata.labels['apps.kubernetes.io/pod-index']"
+# The Secret the operator creates (docs/deploy.md) and the key holding the value.
+CLUSTER_SECRET = "kvs-cluster-secret"
+CLUSTER_SECRET_KEY = "cluster-secret"
+SECRET_ENV = "KVS_CLUSTER_SECRET"
+SECRET_FILE_ENV = "KVS_CLUSTER_SECRET_FILE"
 
 
 def workspace_version():
@@ -433,6 +442,110 @@ def test_network_policy_lets_servers_and_clients_reach_the_frontend():
         )
 
 
+# --- production: the cluster secret --------------------------------------------
+
+
+def secret_file_of(workload):
+    """(volume, mount, file path) by which a workload's container reads the
+    cluster secret; asserts the pieces agree."""
+    name = workload["metadata"]["name"]
+    spec = pod_spec(workload)
+    c = spec["containers"][0]
+    path = env_value(c, SECRET_FILE_ENV)
+    assert SECRET_ENV not in env_of(c), f"{name}: the secret is read from the file, never given as a value"
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    mounts = [m for m in c.get("volumeMounts", [])
+              if "secret" in volumes.get(m["name"], {})
+              and volumes[m["name"]]["secret"]["secretName"] == CLUSTER_SECRET]
+    assert len(mounts) == 1, f"{name}: expected one mount of Secret {CLUSTER_SECRET}, found {len(mounts)}"
+    mount = mounts[0]
+    volume = volumes[mount["name"]]["secret"]
+    assert mount.get("readOnly") is True, name
+    assert not mount.get("subPath") and not mount.get("subPathExpr"), name
+    directory = mount["mountPath"].rstrip("/")
+    assert path.startswith(directory + "/"), f"{name}: {SECRET_FILE_ENV}={path} is not under {directory}"
+    relative = path[len(directory) + 1:]
+    items = volume.get("items")
+    if items:
+        projected = {i["path"]: i for i in items}
+        assert relative in projected, f"{name}: {relative} is not projected from the Secret"
+        assert projected[relative]["key"] == CLUSTER_SECRET_KEY, name
+        mode = projected[relative].get("mode", volume.get("defaultMode", 0o644))
+    else:
+        assert relative == CLUSTER_SECRET_KEY, name
+        mode = volume.get("defaultMode", 0o644)
+    return volume, mount, path, mode
+
+
+@pytest.mark.parametrize("component", ["frontend", "server"])
+def test_frontend_and_servers_read_the_cluster_secret_from_the_secret(component):
+    workload, _ = component_pods(component)
+    assert workload["kind"] == "StatefulSet"
+    volume, mount, path, mode = secret_file_of(workload)
+    # Fail closed: no Secret (or no key) keeps the pod from starting, rather
+    # than starting a process without a secret or with an unreadable file.
+    assert volume.get("optional") is not True
+    # The file is root's; the pod's fsGroup makes it readable by the image's
+    # user through its group, and nobody else may read it.
+    spec = pod_spec(workload)
+    assert spec["securityContext"]["fsGroup"] == IMAGE_USER
+    assert spec["securityContext"]["runAsGroup"] == IMAGE_USER
+    assert mode & 0o040, f"group read missing from mode {mode:o}"
+    assert not mode & 0o007, f"mode {mode:o} lets others read the secret"
+    assert not mode & 0o222, f"mode {mode:o} makes the secret writable"
+    # Not under a path the process writes (/data), and not the root.
+    assert not path.startswith("/data") and mount["mountPath"] not in ("/", "/data")
+
+
+def test_both_statefulsets_read_the_same_secret_file():
+    paths = {secret_file_of(component_pods(c)[0])[2] for c in ("frontend", "server")}
+    assert len(paths) == 1, paths
+
+
+def test_client_proxy_gets_no_secret():
+    """put and get are open: the client proxy needs no secret, so it is not given one."""
+    client, _ = component_pods("client")
+    spec = pod_spec(client)
+    c = spec["containers"][0]
+    assert not {SECRET_ENV, SECRET_FILE_ENV} & set(env_of(c))
+    assert not any("secret" in v for v in spec.get("volumes", []))
+
+
+def walk(node):
+    """Every dict and list inside a loaded YAML document, itself included."""
+    yield node
+    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else []
+    for child in children:
+        yield from walk(child)
+
+
+def test_no_manifest_holds_a_secret_value():
+    """The Secret is created by the operator (docs/deploy.md), never committed."""
+    docs = [(p, d) for p in manifest_files() for d in load_docs(p)]
+    kustomizations = sorted(K8S.rglob("kustomization.y*ml"))
+    assert kustomizations
+    docs += [(p, d) for p in kustomizations for d in load_docs(p)]
+    for path, doc in docs:
+        where = path.relative_to(K8S).as_posix()
+        for node in walk(doc):
+            if not isinstance(node, dict):
+                continue
+            assert node.get("kind") != "Secret", f"{where}: a Secret object"
+            assert "stringData" not in node, f"{where}: secret data"
+            assert node.get("name") != SECRET_ENV, f"{where}: env {SECRET_ENV} would carry the secret itself"
+            for gen in node.get("secretGenerator", []) or []:
+                assert not gen.get("literals"), f"{where}: secretGenerator with literal values"
+        for c in (pod_spec(doc) or {}).get("containers", []):
+            argv = " ".join(map(str, c.get("command", []) + c.get("args", [])))
+            assert "--cluster-secret" not in argv or "--cluster-secret-file" in argv, where
+    # Nor does any file under k8s/ carry something shaped like the
+    # documented secret (base64 of 32 bytes) or the env var with a value.
+    for path in sorted(p for p in K8S.rglob("*") if p.is_file()):
+        text = path.read_text()
+        assert not re.search(r"[A-Za-z0-9+/]{43}=", text), f"{path}: looks like a secret value"
+        assert not re.search(rf"\b{SECRET_ENV}\b\s*[=:]\s*\S", text), f"{path}: {SECRET_ENV} with a value"
+
+
 # --- the course's pods --------------------------------------------------------
 
 
@@ -471,6 +584,10 @@ def test_course_pod_keeps_the_course_format(filename):
     # Host networking: the ports stay on the node's loopback, as the course's.
     assert env_value(c, "KVS_BIND") == "127.0.0.1"
     assert "KVS_JOIN" not in env  # the harness admits servers itself
+    # No cluster secret: the course's run_cluster.py calls addServer and
+    # shutdownServer without one, so every such call would get Fault 9.
+    assert not {SECRET_ENV, SECRET_FILE_ENV} & set(env)
+    assert not spec.get("volumes") and not c.get("volumeMounts")
     if id_var is not None:
         var, dummy = id_var
         assert env_value(c, var) == dummy
