@@ -13,6 +13,7 @@ use axum::body::Bytes;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use kvs_proto::limits::Limits;
 use kvs_proto::process::{self, ProcessError};
 
 /// The one reply: a `get` answer as kvs would give it, for the key and value 0.
@@ -33,7 +34,7 @@ pub fn router() -> Router {
 /// Serves the floor on `bind:port` until SIGTERM or SIGINT.
 pub async fn serve(bind: IpAddr, port: u16) -> Result<(), ProcessError> {
     let listener = process::listen(SocketAddr::new(bind, port)).await?;
-    process::serve_until(listener, router(), process::shutdown_signal()).await
+    process::serve_until(listener, router(), &Limits::default(), process::shutdown_signal()).await
 }
 
 #[cfg(test)]

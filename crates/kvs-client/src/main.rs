@@ -15,6 +15,7 @@ use clap::Parser;
 use dxr::Fault;
 use kvs_proto::addr::{CLIENT_PORT_BASE, DEFAULT_FRONTEND_URL};
 use kvs_proto::api::proxy::{Get, Put};
+use kvs_proto::limits::Limits;
 use kvs_proto::process::{self, ProcessError};
 use kvs_proto::serve::{Handle, Methods};
 use kvs_proto::{FrontendClient, RpcError, fault};
@@ -39,6 +40,8 @@ struct Args {
     /// A forwarded call that takes longer than this fails with a fault.
     #[arg(long, default_value_t = 30_000, value_name = "MS", env = "KVS_TIMEOUT_MS")]
     timeout_ms: u64,
+    #[command(flatten)]
+    limits: Limits,
 }
 
 /// Forwards calls to the frontend.
@@ -98,6 +101,6 @@ async fn run(args: Args) -> Result<(), ProxyError> {
     let addr = SocketAddr::new(args.bind, port);
     let listener = process::listen(addr).await?;
     tracing::info!(id = args.id, %addr, frontend = %args.frontend, "client proxy listening");
-    process::serve_until(listener, router, process::shutdown_signal()).await?;
+    process::serve_until(listener, router, &args.limits, process::shutdown_signal()).await?;
     Ok(())
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use kvs_proto::addr::{DEFAULT_SERVER_URL_TEMPLATE, FRONTEND_PORT, SERVER_PORT_BASE, server_url};
 use kvs_proto::auth::{SecretArgs, SecretError};
+use kvs_proto::limits::Limits;
 use kvs_proto::{ClusterSecret, RpcError, ServerClient, ServerId};
 
 /// The kvs frontend: orders writes, replicates them, serves reads.
@@ -59,6 +60,8 @@ pub struct Config {
     pub add_server_wait_ms: u64,
     #[command(flatten)]
     pub secret_args: SecretArgs,
+    #[command(flatten)]
+    pub limits: Limits,
     /// The secret read from `secret_args` (see [`Config::load_secret`]).
     #[arg(skip)]
     pub secret: Option<ClusterSecret>,

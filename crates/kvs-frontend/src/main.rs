@@ -99,7 +99,7 @@ async fn run(config: Config) -> Result<(), FrontendError> {
     };
     let probes = Probes::default().metrics(metrics).readiness(&frontend);
     let router = service::methods(&frontend).into_router_with(probes);
-    let served = process::serve_until(listener, router, async {
+    let served = process::serve_until(listener, router, &config.limits, async {
         process::shutdown_signal().await;
         tracing::info!("signal received, shutting down");
     })

@@ -76,7 +76,10 @@ impl RpcClient {
             .default_headers(headers)
             .user_agent(concat!("kvs/", env!("CARGO_PKG_VERSION")))
             .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(30));
+            // Well under the servers' idle keep-alive limit (10 s by
+            // default, see `crate::limits`), so a pooled connection is not
+            // reused just as the server closes it.
+            .pool_idle_timeout(Duration::from_secs(5));
         if let Some(timeout) = timeout {
             builder = builder.timeout(timeout).connect_timeout(timeout);
         }

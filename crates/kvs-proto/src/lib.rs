@@ -5,6 +5,7 @@
 //! their argument and reply types ([`api`]), the reply formats the course
 //! harness parses ([`reply`]), the binary replication batch ([`batch`]),
 //! the cluster secret guarded methods need ([`auth`]), fencing ([`fence`]),
+//! the bounds on what a client may hold ([`limits`]),
 //! fault codes ([`fault`]), typed async clients ([`client`]), the axum
 //! router that serves a set of methods on `/` and `/RPC2` ([`serve`]) and
 //! its fast path for plain calls ([`canonical`]).
@@ -17,6 +18,7 @@ pub mod canonical;
 pub mod client;
 pub mod fault;
 pub mod fence;
+pub mod limits;
 pub mod process;
 pub mod reply;
 pub mod rpc;

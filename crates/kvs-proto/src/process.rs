@@ -1,21 +1,28 @@
 //! What every kvs process shares around serving: logging set-up, the
 //! shutdown signals, the listening socket, serving a router until told to
-//! stop, and the exit code of a process that failed.
+//! stop (HTTP/1.1, within the bounds of [`crate::limits`]), and the exit
+//! code of a process that failed.
 
 use std::fmt::Display;
 use std::future::Future;
 use std::io::{self, IsTerminal};
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::serve::ListenerExt;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use thiserror::Error;
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tracing_subscriber::EnvFilter;
 
 use crate::addr::port_for;
+use crate::limits::{self, Limits};
 
 /// Why a process could not start, or stopped serving.
 #[derive(Debug, Error)]
@@ -99,32 +106,77 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Serves `router` on `listener` until `stop` resolves, then lets in-flight
-/// requests finish for at most [`SHUTDOWN_GRACE`].
+/// Serves `router` on `listener` until `stop` resolves, within `limits`,
+/// then lets in-flight requests finish for at most [`SHUTDOWN_GRACE`].
 pub async fn serve_until(
     listener: TcpListener,
     router: Router,
+    limits: &Limits,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ProcessError> {
-    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
-    let stop = async move {
-        stop.await;
-        let _ = stopped_tx.send(());
-    };
-    // Replies are small and callers wait on each one: never hold them back (Nagle).
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let server = axum::serve(listener, router).with_graceful_shutdown(stop);
-    let deadline = async move {
-        if stopped_rx.await.is_ok() {
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
-    tokio::select! {
-        result = server => result.map_err(ProcessError::Serve),
-        () = deadline => Ok(()),
+    let files = limits::raise_file_limit();
+    let cap = limits.connections_within(files);
+    if cap < limits.max_connections {
+        tracing::warn!(files, cap, "the file limit caps connections below --max-connections");
     }
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        limits.body_guard(),
+        limits::guard_body,
+    ));
+    let connections = Arc::new(Semaphore::new(cap));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout())
+        .keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(stop);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut stop => break,
+        };
+        let tcp = match accepted {
+            Ok((tcp, _peer)) => tcp,
+            Err(error) => {
+                // Out of descriptors or memory for a moment: let connections end.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(ACCEPT_RETRY).await;
+                continue;
+            }
+        };
+        // Replies are small and callers wait on each one: never hold them back (Nagle).
+        let _ = tcp.set_nodelay(true);
+        let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+            tokio::spawn(refuse_connection(tcp));
+            continue;
+        };
+        let connection =
+            graceful.watch(http.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(router.clone())));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {}
+    }
+    Ok(())
+}
+
+/// Pause after a failed `accept` (e.g. no descriptor left).
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+
+/// Answers a connection over the cap with HTTP 503 and closes it.
+async fn refuse_connection(mut tcp: TcpStream) {
+    const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-type: text/plain\r\n\
+                          content-length: 46\r\n\r\nserver busy: too many connections open; retry\n";
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = tcp.write_all(BUSY).await;
+        let _ = tcp.shutdown().await;
+    })
+    .await;
 }

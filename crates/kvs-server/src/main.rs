@@ -20,6 +20,7 @@ use clap::Parser;
 use kvs_proto::RpcError;
 use kvs_proto::addr::SERVER_PORT_BASE;
 use kvs_proto::auth::{SecretArgs, SecretError};
+use kvs_proto::limits::Limits;
 use kvs_proto::process::{self, ProcessError};
 use kvs_proto::serve::Probes;
 use thiserror::Error;
@@ -63,6 +64,8 @@ struct Args {
     worker_threads: usize,
     #[command(flatten)]
     secret: SecretArgs,
+    #[command(flatten)]
+    limits: Limits,
 }
 
 fn main() -> ExitCode {
@@ -126,7 +129,7 @@ async fn run(args: Args) -> Result<(), ServerError> {
             }
         }
     };
-    process::serve_until(listener, router, stop).await?;
+    process::serve_until(listener, router, &args.limits, stop).await?;
     tracing::info!(id = args.id, "server stopped");
     Ok(())
 }
