@@ -6,7 +6,10 @@
 //! and never sees an older value after a newer one was acknowledged. It is
 //! also the source of the snapshot a joining server receives.
 
+use std::collections::BTreeMap;
+
 use dashmap::DashMap;
+use kvs_proto::digest::Digests;
 use kvs_proto::{Entry, Key, Value};
 
 /// Committed pairs with the version (sequence number) of the write that set them.
@@ -37,6 +40,24 @@ impl Committed {
 
     pub fn get(&self, key: Key) -> Option<Value> {
         self.pairs.get(&key).map(|pair| pair.0)
+    }
+
+    /// The digests of every committed pair by key range (for the scrub).
+    pub fn digests(&self) -> Digests {
+        let mut digests = Digests::default();
+        for pair in &self.pairs {
+            digests.add(*pair.key(), pair.value().0);
+        }
+        digests
+    }
+
+    /// The committed pairs with keys in `first ..= last`.
+    pub fn range(&self, first: Key, last: Key) -> BTreeMap<Key, (Value, u64)> {
+        self.pairs
+            .iter()
+            .filter(|pair| (first..=last).contains(pair.key()))
+            .map(|pair| (*pair.key(), *pair.value()))
+            .collect()
     }
 
     /// How many keys hold a committed value.

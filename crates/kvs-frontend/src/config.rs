@@ -58,6 +58,10 @@ pub struct Config {
     /// listens). 0 fails at once.
     #[arg(long, default_value_t = 10_000, value_name = "MS", env = "KVS_ADD_SERVER_WAIT_MS")]
     pub add_server_wait_ms: u64,
+    /// How often every active server is compared with the committed state
+    /// (see `scrub`); 0 scrubs only on demand.
+    #[arg(long, default_value_t = 60_000, value_name = "MS", env = "KVS_SCRUB_INTERVAL_MS")]
+    pub scrub_interval_ms: u64,
     #[command(flatten)]
     pub secret_args: SecretArgs,
     #[command(flatten)]
@@ -88,6 +92,10 @@ impl Config {
 
     pub fn add_server_wait(&self) -> Duration {
         Duration::from_millis(self.add_server_wait_ms)
+    }
+
+    pub fn scrub_interval(&self) -> Duration {
+        Duration::from_millis(self.scrub_interval_ms)
     }
 
     pub fn recovery_timeout(&self) -> Duration {

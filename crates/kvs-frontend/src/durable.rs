@@ -12,6 +12,7 @@
 //! record is never replaced by one with an older epoch — a frontend that
 //! finds a newer epoch on disk has been superseded.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -38,6 +39,11 @@ pub struct ClusterRecord {
     pub active: Vec<ServerId>,
     /// Servers that failed or were still catching up: to be readmitted.
     pub lost: Vec<ServerId>,
+    /// The boot id (see `kvs_proto::reply::alive`) of each active server,
+    /// where known: a server that answers with another one restarted and
+    /// lost what it held, so recovery must not read from it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub boots: BTreeMap<ServerId, String>,
 }
 
 /// Why the record could not be read or written.
@@ -150,6 +156,7 @@ mod tests {
             epoch: 3,
             active: vec![0, 2],
             lost: vec![1],
+            boots: BTreeMap::from([(0, "b0".to_owned())]),
         };
         data.store(&record)?;
         assert_eq!(data.load()?, record);

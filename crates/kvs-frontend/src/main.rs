@@ -5,7 +5,9 @@
 //! reads from the committed state ([`committed`]); it admits new servers
 //! with a snapshot ([`catch_up`]); it finds failed servers by heartbeat and
 //! readmits them when they answer again ([`failure_detector`]); with
-//! `--data-dir` it survives its own crash ([`durable`], [`recovery`]). It
+//! `--data-dir` it survives its own crash ([`durable`], [`recovery`]); it
+//! compares the servers with the committed state and rebuilds any that
+//! diverged ([`scrub`]). It
 //! listens on 8001 by default and exits cleanly on SIGTERM or SIGINT.
 
 mod catch_up;
@@ -16,6 +18,7 @@ mod failure_detector;
 mod membership;
 mod recovery;
 mod replication;
+mod scrub;
 mod service;
 
 use std::net::SocketAddr;

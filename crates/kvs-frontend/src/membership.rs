@@ -191,6 +191,15 @@ impl Membership {
         (active, others)
     }
 
+    /// The boot ids of the active members that have told theirs.
+    pub fn active_boots(&self) -> BTreeMap<ServerId, String> {
+        self.members
+            .iter()
+            .filter(|(_, m)| m.is_active())
+            .filter_map(|(id, m)| Some((*id, m.boot.clone()?)))
+            .collect()
+    }
+
     pub fn ids(&self) -> impl Iterator<Item = ServerId> + '_ {
         self.members.keys().copied()
     }

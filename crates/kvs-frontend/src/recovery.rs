@@ -6,7 +6,10 @@
 //! of every server the record lists as active with `dumpState`, keeping per
 //! key the highest version. Each of those servers held every acknowledged
 //! write when the old frontend died (membership changes are recorded before
-//! commits move on without a server), so one reachable server is enough; the
+//! commits move on without a server), so one reachable server is enough —
+//! provided it is the same process: the record keeps each active server's
+//! boot id, and one that answers with another has restarted empty and is
+//! not read from (it is readmitted by catch-up later); the
 //! frontend waits up to `--recovery-timeout-ms` for one and refuses to start
 //! without one rather than come up with acknowledged writes missing.
 //!
@@ -26,7 +29,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kvs_proto::{Fence, RpcError, ServerClient, ServerId};
+use kvs_proto::{Fence, RpcError, ServerClient, ServerId, reply};
 use thiserror::Error;
 
 use crate::committed::Committed;
@@ -59,8 +62,9 @@ pub struct Recovered {
     /// The cluster's id and the new epoch.
     pub fence: Fence,
     pub committed: Arc<Committed>,
-    /// Servers whose state was read: they hold every acknowledged write.
-    pub sources: Vec<(ServerId, Arc<ServerClient>)>,
+    /// Servers whose state was read (with their boot ids): they hold every
+    /// acknowledged write.
+    pub sources: Vec<(ServerId, Arc<ServerClient>, Option<String>)>,
     /// Every other server of the record, to readmit when it answers.
     pub others: Vec<(ServerId, Arc<ServerClient>)>,
 }
@@ -92,14 +96,34 @@ pub async fn recover(config: &Config, data: &DataDir) -> Result<Recovered, Recov
     let committed = Arc::new(Committed::default());
     let mut sources = Vec::new();
     let started = Instant::now();
+    let mut boots = BTreeMap::new();
     while !record.active.is_empty() && sources.is_empty() {
         for id in &record.active {
             let client = &clients[id];
+            let boot = match client.heartbeat().await {
+                Ok(alive) => reply::boot_of(&alive).map(str::to_owned),
+                Err(error) => {
+                    tracing::warn!(server = id, %error, "does not answer yet");
+                    continue;
+                }
+            };
+            if let (Some(recorded), Some(seen)) = (record.boots.get(id), &boot)
+                && recorded != seen
+            {
+                tracing::warn!(
+                    server = id,
+                    "restarted since it was active: it holds nothing to recover from"
+                );
+                continue;
+            }
             match client.dump_state(DUMP_PAGE).await {
                 Ok(entries) => {
                     entries.iter().for_each(|entry| committed.merge(entry));
                     tracing::info!(server = id, pairs = entries.len(), "state read");
                     sources.push(*id);
+                    if let Some(boot) = boot {
+                        boots.insert(*id, boot);
+                    }
                 }
                 Err(error) => tracing::warn!(server = id, %error, "cannot read its state yet"),
             }
@@ -131,7 +155,11 @@ pub async fn recover(config: &Config, data: &DataDir) -> Result<Recovered, Recov
         }
     }
 
-    let (sources, others) = clients.into_iter().partition(|(id, _)| sources.contains(id));
+    let (sources, others): (Vec<_>, Vec<_>) = clients.into_iter().partition(|(id, _)| sources.contains(id));
+    let sources = sources
+        .into_iter()
+        .map(|(id, client)| (id, client, boots.remove(&id)))
+        .collect();
     Ok(Recovered {
         fence,
         committed,

@@ -506,7 +506,8 @@ impl ReplicationLog {
     /// Makes server `id` active at once: a restarted frontend's recovery
     /// source, which holds every acknowledged write and has been sent the
     /// recovered state (see [`crate::recovery`]).
-    pub fn admit_recovered(self: &Arc<Self>, id: ServerId, client: Arc<ServerClient>) {
+    /// `boot` is the boot id it answered recovery with.
+    pub fn admit_recovered(self: &Arc<Self>, id: ServerId, client: Arc<ServerClient>, boot: Option<String>) {
         let changed = Arc::new(Notify::new());
         let incarnation = {
             let mut state = self.state.lock();
@@ -515,7 +516,7 @@ impl ReplicationLog {
             let member = Member {
                 client: Arc::clone(&client),
                 incarnation,
-                boot: None,
+                boot,
                 acked: state.commit,
                 lease_from: None,
                 phase: Phase::Active,
@@ -585,6 +586,7 @@ impl ReplicationLog {
             epoch: self.fence.epoch,
             active,
             lost,
+            boots: state.members.active_boots(),
         };
         if record == state.recorded {
             return;
@@ -745,10 +747,34 @@ impl ReplicationLog {
             (Some(known), Some(seen)) => known == seen,
             (None, Some(seen)) => {
                 member.boot = Some(seen.to_owned());
+                self.record(&mut state);
                 true
             }
             (_, None) => true,
         }
+    }
+
+    /// Every active member (id, incarnation, client), for the scrub.
+    pub fn active_members(&self) -> Vec<(ServerId, u64, Arc<ServerClient>)> {
+        let state = self.state.lock();
+        state
+            .members
+            .members()
+            .filter(|(_, m)| m.is_active())
+            .map(|(id, m)| (id, m.incarnation, Arc::clone(&m.client)))
+            .collect()
+    }
+
+    /// The newest write to `key` still in the log with a version at or
+    /// below `upto` (every uncommitted write is in the log).
+    pub fn latest_pending(&self, key: Key, upto: u64) -> Option<Entry> {
+        let state = self.state.lock();
+        state
+            .slots
+            .iter()
+            .rev()
+            .map(|slot| slot.entry)
+            .find(|entry| entry.key == key && entry.version <= upto)
     }
 
     /// The client of server `id`, member or lost.

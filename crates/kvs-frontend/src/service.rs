@@ -1,10 +1,11 @@
 //! The frontend's XML-RPC methods, each a [`Handle`] impl.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use dxr::Fault;
 use kvs_proto::api::frontend::{
-    AddServer, AdoptServer, ClusterStatus, Get, ListServer, PrintKvPairs, Put, ShutdownServer,
+    AddServer, AdoptServer, ClusterStatus, Get, ListServer, PrintKvPairs, Put, Scrub as ScrubNow, ShutdownServer,
 };
 use kvs_proto::serve::{Handle, Methods, Readiness};
 use kvs_proto::{Fence, RpcError, ServerClient, ServerId, fault, reply};
@@ -16,6 +17,7 @@ use crate::durable::DataDir;
 use crate::failure_detector::FailureDetector;
 use crate::recovery::{self, RecoveryError};
 use crate::replication::{JoinError, ReadError, ReplicationLog, Shipping, WriteError};
+use crate::scrub::Scrub;
 
 /// The frontend: the log that orders and replicates writes, the committed
 /// state that serves reads, the catch-up procedure for new servers and the
@@ -26,6 +28,7 @@ pub struct Frontend {
     committed: Arc<Committed>,
     catch_up: Arc<CatchUp>,
     detector: Arc<FailureDetector>,
+    scrub: Arc<Scrub>,
 }
 
 impl Frontend {
@@ -47,12 +50,14 @@ impl Frontend {
             config.heartbeat_interval(),
             config.heartbeat_timeout(),
         );
+        let scrub = Arc::new(Scrub::new(Arc::clone(&log), Arc::clone(&committed)));
         Frontend {
             config,
             log,
             committed,
             catch_up,
             detector,
+            scrub,
         }
     }
 
@@ -60,11 +65,11 @@ impl Frontend {
     pub async fn recover(config: Config, data: DataDir) -> Result<Self, RecoveryError> {
         let recovered = recovery::recover(&config, &data).await?;
         let frontend = Frontend::new(config, recovered.fence, recovered.committed, Some(data));
-        for (id, client) in recovered.sources {
+        for (id, client, boot) in recovered.sources {
             match frontend.catch_up.send_snapshot(&client).await {
                 Ok(pairs) => {
                     tracing::info!(server = id, pairs, "recovered state sent; server active");
-                    frontend.log.admit_recovered(id, client);
+                    frontend.log.admit_recovered(id, client, boot);
                 }
                 Err(error) => {
                     tracing::warn!(server = id, %error, "could not send the recovered state; server lost");
@@ -108,6 +113,7 @@ impl Frontend {
             ),
         ];
         let (calls, entries) = self.log.shipped();
+        let scrubs = &self.scrub.counts;
         let counters = [
             (
                 "kvs_replication_calls_total",
@@ -118,6 +124,21 @@ impl Frontend {
                 "kvs_replicated_entries_total",
                 "Writes carried by those calls, counted once per server.",
                 entries,
+            ),
+            (
+                "kvs_scrub_passes_total",
+                "Scrub passes over every active server.",
+                scrubs.passes.load(Ordering::Relaxed),
+            ),
+            (
+                "kvs_scrub_ranges_differing_total",
+                "Key ranges whose digest differed from the committed state (looked at key by key).",
+                scrubs.ranges_differing.load(Ordering::Relaxed),
+            ),
+            (
+                "kvs_scrub_diverged_total",
+                "Servers found diverged from the committed state, and readmitted to be rebuilt.",
+                scrubs.diverged.load(Ordering::Relaxed),
             ),
         ];
         let series = |kind: &'static str| {
@@ -132,9 +153,13 @@ impl Frontend {
             .collect()
     }
 
-    /// Runs the heartbeat loop until `stop` resolves.
+    /// Runs the heartbeat loop and the periodic scrub until `stop` resolves.
     pub async fn watch_servers(&self, stop: impl std::future::Future<Output = ()>) {
-        Arc::clone(&self.detector).run(stop).await;
+        let stop = futures_util::FutureExt::shared(Box::pin(stop));
+        tokio::join!(
+            Arc::clone(&self.detector).run(stop.clone()),
+            self.scrub.run(self.config.scrub_interval(), stop),
+        );
     }
 
     fn member(&self, id: ServerId) -> Result<Arc<ServerClient>, Fault> {
@@ -154,6 +179,7 @@ pub fn methods(frontend: &Arc<Frontend>) -> Methods {
         .method::<ListServer, _>(frontend)
         .method::<ShutdownServer, _>(frontend)
         .method::<ClusterStatus, _>(frontend)
+        .method::<ScrubNow, _>(frontend)
 }
 
 /// Ready once recovered (the frontend listens only then) and with at least
@@ -239,6 +265,12 @@ impl Frontend {
         self.catch_up.add(id, Arc::new(client), force).await?;
         tracing::info!(server = id, %url, adopted = force, "server added");
         Ok(reply::SUCCESS.to_owned())
+    }
+}
+
+impl Handle<ScrubNow> for Frontend {
+    async fn handle(&self, _call: ScrubNow) -> Result<String, Fault> {
+        Ok(self.scrub.pass().await.to_string())
     }
 }
 

@@ -228,6 +228,45 @@ async fn restarted_frontend_refuses_to_start_without_any_server_that_was_active(
 }
 
 #[tokio::test]
+async fn recovery_does_not_read_from_a_server_that_restarted_empty() -> TestResult {
+    let data_dir = std::env::temp_dir().join(format!("kvs-frontend-reboot-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let data_arg = data_dir.to_string_lossy().into_owned();
+    let mut cluster = start(2, &["--data-dir", &data_arg, "--recovery-timeout-ms", "4000"]).await;
+    let frontend = cluster.frontend()?;
+    for key in 0..20 {
+        frontend.put(key, key + 100).await?;
+    }
+    // Let a heartbeat tell the frontend both boot ids (recorded durably).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The frontend and server 0 go down together (a node reboot); server 0
+    // comes back empty under its id, server 1 is unreachable for now.
+    cluster.kill_frontend().await?;
+    cluster.kill_server(0).await?;
+    cluster.start_server_id(0).await?;
+    cluster.signal_server(1, "STOP")?;
+    let refused = cluster.start_frontend().await;
+    assert!(
+        refused.is_err(),
+        "the frontend recovered from an empty server and lost every acknowledged write"
+    );
+    // With the server that really holds the writes back, it recovers them
+    // all, and the restarted server is caught up.
+    cluster.signal_server(1, "CONT")?;
+    cluster.start_frontend().await?;
+    let frontend = cluster.frontend()?;
+    for key in 0..20 {
+        assert_eq!(frontend.get(key).await?, format!("{key}:{}", key + 100));
+    }
+    wait_members(&frontend, "0, 1", Duration::from_secs(10)).await?;
+    cluster.wait_active(0, Duration::from_secs(10)).await?;
+    let pairs = server_pairs(&cluster, 0).await?;
+    assert_eq!(pairs.lines().count(), 20, "{pairs}");
+    let _ = std::fs::remove_dir_all(&data_dir);
+    Ok(())
+}
+
+#[tokio::test]
 async fn write_log_stays_bounded_under_sustained_writes() -> TestResult {
     let cluster = start(2, &[]).await;
     let pid = cluster.frontend_pid().ok_or("no frontend")?;

@@ -17,6 +17,7 @@ use crate::api::{frontend, server};
 use crate::auth::ClusterSecret;
 use crate::batch::{self, Entry};
 use crate::canonical;
+use crate::digest::Digests;
 use crate::fence::Fence;
 use crate::rpc::Rpc;
 use crate::{Key, ServerId, Value};
@@ -214,6 +215,9 @@ impl FrontendClient {
     pub async fn adopt_server(&self, server_id: ServerId) -> Result<String, RpcError> {
         self.0.call(&frontend::AdoptServer { server_id }).await
     }
+    pub async fn scrub(&self) -> Result<String, RpcError> {
+        self.0.call(&frontend::Scrub {}).await
+    }
     pub async fn cluster_status(&self) -> Result<String, RpcError> {
         self.0.call(&frontend::ClusterStatus {}).await
     }
@@ -272,9 +276,19 @@ impl ServerClient {
     }
     /// Every versioned pair the server holds, fetched `page` pairs at a time.
     pub async fn dump_state(&self, page: i32) -> Result<Vec<Entry>, RpcError> {
+        self.dump_range(Key::MIN, Key::MAX, page).await
+    }
+    /// The server's digests by key range.
+    pub async fn digest(&self) -> Result<Digests, RpcError> {
+        let fence = self.fence.clone();
+        let bytes = self.rpc.call(&server::Digest { fence }).await?;
+        Digests::decode(&bytes).map_err(|e| self.rpc.bad_reply(e.to_string()))
+    }
+    /// The server's versioned pairs with keys in `first ..= last`, ordered by key.
+    pub async fn dump_range(&self, first: Key, last: Key, page: i32) -> Result<Vec<Entry>, RpcError> {
         let page = page.max(1);
         let mut entries = Vec::new();
-        let mut start_key = Key::MIN;
+        let mut start_key = first;
         loop {
             let call = server::DumpState {
                 fence: self.fence.clone(),
@@ -284,10 +298,10 @@ impl ServerClient {
             let bytes = self.rpc.call(&call).await?;
             let chunk = batch::decode(&bytes).map_err(|e| self.rpc.bad_reply(e.to_string()))?;
             let full = chunk.len() >= page as usize;
-            let last = chunk.last().map(|entry| entry.key);
-            entries.extend(chunk);
-            match last {
-                Some(key) if full && key < Key::MAX => start_key = key + 1,
+            let next = chunk.last().map(|entry| entry.key);
+            entries.extend(chunk.into_iter().take_while(|entry| entry.key <= last));
+            match next {
+                Some(key) if full && key < last => start_key = key + 1,
                 _ => return Ok(entries),
             }
         }

@@ -4,6 +4,7 @@
 //! address templates ([`addr`]), the XML-RPC methods as command types with
 //! their argument and reply types ([`api`]), the reply formats the course
 //! harness parses ([`reply`]), the binary replication batch ([`batch`]),
+//! digests by key range for scrubbing ([`digest`]),
 //! the cluster secret guarded methods need ([`auth`]), fencing ([`fence`]),
 //! the bounds on what a client may hold ([`limits`]),
 //! fault codes ([`fault`]), typed async clients ([`client`]), the axum
@@ -16,6 +17,7 @@ pub mod auth;
 pub mod batch;
 pub mod canonical;
 pub mod client;
+pub mod digest;
 pub mod fault;
 pub mod fence;
 pub mod limits;

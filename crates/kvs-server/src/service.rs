@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use dxr::Fault;
-use kvs_proto::api::server::{ApplyBatch, DumpState, Get, Heartbeat, PrintKvPairs, Put, ResetStore, ShutdownServer};
+use kvs_proto::api::server::{
+    ApplyBatch, Digest, DumpState, Get, Heartbeat, PrintKvPairs, Put, ResetStore, ShutdownServer,
+};
 use kvs_proto::serve::{Handle, Methods};
 use kvs_proto::{ClusterSecret, Fence, batch, fault, reply};
 use parking_lot::RwLock;
@@ -78,6 +80,7 @@ pub fn methods(service: &Arc<ReplicaService>, secret: Option<ClusterSecret>) -> 
         .method::<Heartbeat, _>(service)
         .method::<ResetStore, _>(service)
         .method::<DumpState, _>(service)
+        .method::<Digest, _>(service)
 }
 
 impl Handle<Put> for ReplicaService {
@@ -165,5 +168,12 @@ impl Handle<DumpState> for ReplicaService {
             .filter(|limit| *limit > 0)
             .ok_or_else(|| Fault::new(fault::INVALID_REQUEST, format!("limit {} must be positive", call.limit)))?;
         Ok(batch::encode(&self.store.read().page_from(call.start_key, limit)))
+    }
+}
+
+impl Handle<Digest> for ReplicaService {
+    async fn handle(&self, call: Digest) -> Result<Vec<u8>, Fault> {
+        self.admit(&call.fence, false)?;
+        Ok(self.store.read().digests().encode())
     }
 }

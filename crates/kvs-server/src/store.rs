@@ -25,6 +25,7 @@
 
 use std::collections::HashMap;
 
+use kvs_proto::digest::Digests;
 use kvs_proto::{Entry, Key, Value};
 
 /// `recent` is merged into `settled` once it holds more than this many
@@ -135,6 +136,21 @@ impl Store {
     pub fn sorted_pairs(&self) -> Vec<(Key, Value)> {
         let recent = self.sorted_recent().into_iter().map(|(key, (value, _))| (key, value));
         merge_sorted(self.settled.iter().copied(), recent, |(key, _)| *key)
+    }
+
+    /// The digests of every pair by key range (a recent write shadows the
+    /// settled pair of its key), without sorting anything.
+    pub fn digests(&self) -> Digests {
+        let mut digests = Digests::default();
+        for (key, value) in &self.settled {
+            if !self.recent.contains_key(key) {
+                digests.add(*key, *value);
+            }
+        }
+        for (key, (value, _)) in &self.recent {
+            digests.add(*key, *value);
+        }
+        digests
     }
 
     fn settled_index(&self, key: Key) -> Result<usize, usize> {

@@ -28,6 +28,12 @@ rpc_method! {
     guarded AdoptServer = "adoptServer"(server_id: ServerId) -> String
 }
 rpc_method! {
+    /// kvs's own: compares every active server with the committed state now
+    /// (see the frontend's `scrub`) and readmits any that diverged; replies
+    /// what it found, e.g. `"checked 3 servers; 0 diverged"`.
+    guarded Scrub = "scrub"() -> String
+}
+rpc_method! {
     /// The member ids as one string, `"0, 1, 2"`.
     ListServer = "listServer"() -> String
 }

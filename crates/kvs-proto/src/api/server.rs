@@ -50,3 +50,8 @@ rpc_method! {
     /// in the binary form of [`crate::batch`].
     guarded DumpState = "dumpState"(fence: String, start_key: Key, limit: i32) -> Vec<u8>
 }
+rpc_method! {
+    /// The digests of the server's pairs by key range (see [`crate::digest`]),
+    /// for the frontend's scrub.
+    guarded Digest = "digest"(fence: String) -> Vec<u8>
+}

@@ -1,0 +1,228 @@
+//! Scrubbing: finding an active server whose pairs differ from the
+//! committed state, and readmitting it so a catch-up rebuilds it.
+//!
+//! Every `--scrub-interval-ms`, and on demand (`scrub()`), each active
+//! server's digests by key range ([`kvs_proto::digest`]) are compared with
+//! the committed state's. Writes in flight make some ranges differ for a
+//! moment, so a differing range is looked at key by key: the server's pairs
+//! in it (with versions) are fetched, then compared with the committed state
+//! read *afterwards*. For each key, with `c` the committed version:
+//!
+//! - the server's version `v ≥ c`: it must hold the newest write at or
+//!   below `v` — from the log if one is pending there (anything newer than
+//!   `c` is not committed, so the log still holds it), else the committed
+//!   value. Anything else diverged (an altered value, a key never written).
+//! - `v < c`, or the key is missing: the commit may have come after the
+//!   server was read, so it is a *suspect*; still the same in the next pass
+//!   (same committed version, same member), the server lacks a committed
+//!   write and diverged.
+//!
+//! A diverged server fails (it leaves the active set at once, and the
+//! membership record is updated), and the failure detector readmits it
+//! with a fresh catch-up, which empties it and sends it the committed state.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use kvs_proto::digest::range_bounds;
+use kvs_proto::{Key, RpcError, ServerClient, ServerId, Value};
+use parking_lot::Mutex;
+
+use crate::committed::Committed;
+use crate::replication::ReplicationLog;
+
+/// Pairs fetched per `dumpState` call while looking at a range.
+const DUMP_PAGE: i32 = 65_536;
+
+/// What one pass found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ScrubReport {
+    pub servers: usize,
+    pub ranges_differing: usize,
+    pub diverged: Vec<ServerId>,
+    pub unreachable: Vec<ServerId>,
+}
+
+impl fmt::Display for ScrubReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "checked {} servers; {} ranges differed; diverged: {:?}; unreachable: {:?}",
+            self.servers, self.ranges_differing, self.diverged, self.unreachable
+        )
+    }
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ScrubCounts {
+    pub passes: AtomicU64,
+    pub ranges_differing: AtomicU64,
+    pub diverged: AtomicU64,
+}
+
+/// The scrubber and what it remembers between passes.
+pub struct Scrub {
+    log: Arc<ReplicationLog>,
+    committed: Arc<Committed>,
+    /// (server, incarnation, key) → committed version it lacked last pass.
+    suspects: Mutex<HashMap<(ServerId, u64, Key), u64>>,
+    /// One pass at a time.
+    running: tokio::sync::Mutex<()>,
+    pub counts: ScrubCounts,
+}
+
+/// How one key compares.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Agrees,
+    /// The server may only be behind: look again next pass.
+    Suspect(u64),
+    Diverged,
+}
+
+impl Scrub {
+    pub fn new(log: Arc<ReplicationLog>, committed: Arc<Committed>) -> Self {
+        Scrub {
+            log,
+            committed,
+            suspects: Mutex::new(HashMap::new()),
+            running: tokio::sync::Mutex::new(()),
+            counts: ScrubCounts::default(),
+        }
+    }
+
+    /// Runs a pass every `interval` until `stop` resolves (never if zero).
+    pub async fn run(&self, interval: Duration, stop: impl std::future::Future<Output = ()>) {
+        if interval.is_zero() {
+            return stop.await;
+        }
+        tokio::pin!(stop);
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    let report = self.pass().await;
+                    tracing::debug!(%report, "scrub pass");
+                }
+                () = &mut stop => return,
+            }
+        }
+    }
+
+    /// Compares every active server with the committed state once.
+    pub async fn pass(&self) -> ScrubReport {
+        let _one_at_a_time = self.running.lock().await;
+        let mut report = ScrubReport::default();
+        if self.log.is_superseded() {
+            return report;
+        }
+        let ours = self.committed.digests();
+        let mut suspects = HashMap::new();
+        for (id, incarnation, client) in self.log.active_members() {
+            report.servers += 1;
+            match self.check(id, incarnation, &client, &ours, &mut suspects).await {
+                Ok((ranges, diverged)) => {
+                    report.ranges_differing += ranges;
+                    if let Some(reason) = diverged {
+                        self.log.fail(id, incarnation, &format!("scrub: {reason}"));
+                        report.diverged.push(id);
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(server = id, %error, "scrub could not read the server");
+                    report.unreachable.push(id);
+                }
+            }
+        }
+        *self.suspects.lock() = suspects;
+        self.counts.passes.fetch_add(1, Ordering::Relaxed);
+        self.counts
+            .ranges_differing
+            .fetch_add(report.ranges_differing as u64, Ordering::Relaxed);
+        self.counts
+            .diverged
+            .fetch_add(report.diverged.len() as u64, Ordering::Relaxed);
+        if !report.diverged.is_empty() {
+            tracing::warn!(%report, "scrub found diverged servers; they are readmitted");
+        }
+        report
+    }
+
+    /// How many ranges of server `id` differ, and why it diverged, if it did.
+    async fn check(
+        &self,
+        id: ServerId,
+        incarnation: u64,
+        client: &ServerClient,
+        ours: &kvs_proto::digest::Digests,
+        suspects: &mut HashMap<(ServerId, u64, Key), u64>,
+    ) -> Result<(usize, Option<String>), RpcError> {
+        let theirs = client.digest().await?;
+        let ranges = ours.differing(&theirs);
+        for range in &ranges {
+            let (first, last) = range_bounds(*range);
+            let held: BTreeMap<Key, (Value, u64)> = client
+                .dump_range(first, last, DUMP_PAGE)
+                .await?
+                .into_iter()
+                .map(|entry| (entry.key, (entry.value, entry.version)))
+                .collect();
+            // Read after the server: everything it held was sent before.
+            let committed = self.committed.range(first, last);
+            let keys: BTreeSet<Key> = held.keys().chain(committed.keys()).copied().collect();
+            for key in keys {
+                match self.judge(key, held.get(&key).copied(), committed.get(&key).copied()) {
+                    Verdict::Agrees => {}
+                    Verdict::Suspect(version) => {
+                        let seen_before = self.suspects.lock().get(&(id, incarnation, key)) == Some(&version);
+                        if seen_before {
+                            return Ok((
+                                ranges.len(),
+                                Some(format!("key {key} lacks committed version {version:#x}")),
+                            ));
+                        }
+                        suspects.insert((id, incarnation, key), version);
+                    }
+                    Verdict::Diverged => {
+                        let value = held.get(&key).map(|pair| pair.0);
+                        let expected = committed.get(&key).map(|pair| pair.0);
+                        return Ok((
+                            ranges.len(),
+                            Some(format!("key {key} holds {value:?}, committed {expected:?}")),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok((ranges.len(), None))
+    }
+
+    /// One key: the server's (value, version) against the committed one.
+    fn judge(&self, key: Key, server: Option<(Value, u64)>, committed: Option<(Value, u64)>) -> Verdict {
+        let committed_version = committed.map_or(0, |pair| pair.1);
+        let Some((value, version)) = server else {
+            return match committed {
+                Some((_, version)) => Verdict::Suspect(version),
+                None => Verdict::Agrees,
+            };
+        };
+        if version < committed_version {
+            return Verdict::Suspect(committed_version);
+        }
+        let expected = match self.log.latest_pending(key, version) {
+            Some(entry) if entry.version > committed_version => Some(entry.value),
+            _ => committed.map(|pair| pair.0),
+        };
+        if expected == Some(value) {
+            Verdict::Agrees
+        } else {
+            Verdict::Diverged
+        }
+    }
+}
