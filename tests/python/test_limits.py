@@ -110,15 +110,17 @@ def test_a_declared_length_over_the_limit_is_refused_before_the_body(bounded):
     still_serving(bounded)
 
 
-def test_bodies_over_the_budget_get_503_at_once(bounded):
+def test_large_bodies_over_the_budget_get_503_at_once_and_small_calls_go_on(bounded):
     holder = connect(bounded)
     holder.sendall(b"POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
                    b"Content-Length: %d\r\n\r\n<methodCall>" % (MAX_BODY - 1))
     time.sleep(0.2)
-    body = xmlrpc.client.dumps((1,), "get").encode()
-    status, reply = kvstest.raw_post(bounded.host, kvstest.FRONTEND_PORT, body)
+    large = xmlrpc.client.dumps(("x" * 100_000,), "get").encode()
+    status, reply = kvstest.raw_post(bounded.host, kvstest.FRONTEND_PORT, large)
     assert status == 503, reply
     assert b"busy" in reply
+    # Ordinary (small) calls never wait on the budget.
+    still_serving(bounded)
     # Once the holder is cut off (body timeout), the budget is back.
     data, _ = read_until_closed(holder, BODY_MS / 1000 + CUT_OFF_SLACK)
     assert data.startswith(b"HTTP/1.1 408"), data[:200]

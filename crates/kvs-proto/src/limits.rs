@@ -10,9 +10,11 @@
 //!   HTTP 413 before a byte of it is read;
 //! - at most `--max-connections` connections are served at once; the next
 //!   one gets HTTP 503 and is closed;
-//! - bodies being read at once may hold at most `--max-body-bytes-in-flight`
-//!   bytes (by `Content-Length`, or the largest body for a chunked one); a
-//!   request that would pass it gets HTTP 503 at once.
+//! - large bodies (over [`SMALL_BODY_BYTES`]) being read at once may hold at
+//!   most `--max-body-bytes-in-flight` bytes (by `Content-Length`, or the
+//!   largest body for a chunked one); a request that would pass it gets
+//!   HTTP 503 at once. Small bodies — every ordinary call — never wait on
+//!   this budget, so clients sending large bodies cannot starve them.
 //!
 //! The file limit is raised to the hard limit at start, so the connection
 //! cap, not the file limit, is what a flood meets.
@@ -29,6 +31,10 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 
 use crate::serve::MAX_BODY_BYTES;
+
+/// Bodies up to this size do not draw on the byte budget (an ordinary call
+/// is a few hundred bytes; a replication batch of 1024 writes about 22 KiB).
+pub const SMALL_BODY_BYTES: usize = 64 * 1024;
 
 /// The bounds, as command-line options; flattened into each binary's arguments.
 #[derive(Debug, Clone, clap::Args)]
@@ -135,12 +141,19 @@ pub async fn guard_body(State(guard): State<BodyGuard>, request: Request, next: 
     if reserve == 0 && declared.is_some() {
         return next.run(request).await;
     }
-    let permits = u32::try_from(reserve).unwrap_or(u32::MAX);
-    let Ok(_permit) = Arc::clone(&guard.budget).try_acquire_many_owned(permits) else {
-        return refusal(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "server busy: too many request bodies being read; retry",
-        );
+    let _permit = if reserve > SMALL_BODY_BYTES {
+        let permits = u32::try_from(reserve).unwrap_or(u32::MAX);
+        match Arc::clone(&guard.budget).try_acquire_many_owned(permits) {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                return refusal(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "server busy: too many large request bodies being read; retry",
+                );
+            }
+        }
+    } else {
+        None
     };
     let (parts, body) = request.into_parts();
     let bytes: Bytes = match tokio::time::timeout(guard.timeout, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
