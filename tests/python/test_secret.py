@@ -79,6 +79,15 @@ def test_membership_needs_the_secret_and_data_calls_stay_open(guarded):
     # Reads of a server stay open; nothing was changed.
     assert server.get(1) == "1:10"
     assert anonymous.get(1) == "1:10"
+    # Refusals and calls are counted on /metrics (Prometheus text).
+    status, text = kvstest.http_get(c.host, kvstest.SERVER_BASE, "/metrics")
+    assert status == 200
+    refused = [line for line in text.decode().splitlines()
+               if line.startswith('kvs_refused_total{reason="unauthorized"}')]
+    assert refused and int(float(refused[0].split()[1])) >= 5, refused
+    status, text = kvstest.http_get(c.host, kvstest.FRONTEND_PORT, "/metrics")
+    assert 'kvs_requests_total{method="put",outcome="ok"}' in text.decode()
+    assert "kvs_request_duration_seconds_bucket" in text.decode()
     assert admin.shutdownServer(2).endswith("shutting down")
     assert anonymous.listServer() == "0, 1"
 

@@ -17,6 +17,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use kvs_proto::{RpcError, ServerClient, ServerId, fault, reply};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use thiserror::Error;
 
 use crate::committed::Committed;
@@ -52,6 +54,8 @@ pub struct CatchUp {
     log: Arc<ReplicationLog>,
     committed: Arc<Committed>,
     chunk: usize,
+    /// Catch-ups by outcome (`done`, `failed`), for `/metrics`.
+    outcomes: Family<[(&'static str, &'static str); 1], Counter>,
 }
 
 impl CatchUp {
@@ -60,7 +64,13 @@ impl CatchUp {
             log,
             committed,
             chunk: chunk.max(1),
+            outcomes: Family::default(),
         }
+    }
+
+    /// Catch-ups by outcome.
+    pub fn outcomes(&self) -> &Family<[(&'static str, &'static str); 1], Counter> {
+        &self.outcomes
     }
 
     /// Waits up to `limit` for server `id` to answer at all: `addServer` may
@@ -92,6 +102,13 @@ impl CatchUp {
     /// active. `force` takes the server over from whatever frontend it
     /// followed (see [`kvs_proto::fence`]).
     pub async fn add(&self, id: ServerId, client: Arc<ServerClient>, force: bool) -> Result<(), CatchUpError> {
+        let outcome = self.admit(id, client, force).await;
+        let label = if outcome.is_ok() { "done" } else { "failed" };
+        self.outcomes.get_or_create(&[("outcome", label)]).inc();
+        outcome
+    }
+
+    async fn admit(&self, id: ServerId, client: Arc<ServerClient>, force: bool) -> Result<(), CatchUpError> {
         if force {
             client
                 .reset_store(true)

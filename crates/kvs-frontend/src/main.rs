@@ -98,7 +98,7 @@ async fn run(config: Config) -> Result<(), FrontendError> {
     };
     let metrics = {
         let frontend = Arc::clone(&frontend);
-        move || frontend.metrics()
+        move || frontend.refresh_metrics()
     };
     let probes = Probes::default().metrics(metrics).readiness(&frontend);
     let router = service::methods(&frontend).into_router_with(probes);

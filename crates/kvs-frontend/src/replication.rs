@@ -56,8 +56,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
 use kvs_proto::fence::READ_LEASE;
+use kvs_proto::metrics::{LatencyFamily, latency_histogram};
 use kvs_proto::{Entry, Fence, Key, RpcError, ServerClient, ServerId, Value, fault};
 use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
 use thiserror::Error;
 use tokio::sync::{Notify, oneshot, watch};
 use tokio::time::Instant;
@@ -164,11 +167,23 @@ pub struct Shipping {
     pub pipeline: usize,
 }
 
-/// Replication calls made and entries they carried, for `/metrics`.
-#[derive(Default)]
-struct Shipped {
-    calls: AtomicU64,
-    entries: AtomicU64,
+/// Replication calls made, entries they carried and their round trips, for `/metrics`.
+#[derive(Debug)]
+pub struct Shipped {
+    pub calls: Counter,
+    pub entries: Counter,
+    /// Round trip of an acknowledged `applyBatch`, by server.
+    pub round_trip: LatencyFamily<[(&'static str, String); 1]>,
+}
+
+impl Default for Shipped {
+    fn default() -> Self {
+        Shipped {
+            calls: Counter::default(),
+            entries: Counter::default(),
+            round_trip: LatencyFamily::new_with_constructor(latency_histogram as fn() -> Histogram),
+        }
+    }
 }
 
 /// A joining member's registration: where its snapshot must start.
@@ -304,8 +319,8 @@ impl ReplicationLog {
                 let last = batch.last().map_or(sent, |entry| entry.version);
                 sent = last;
                 told_stable |= stable > 0;
-                self.shipped.calls.fetch_add(1, Ordering::Relaxed);
-                self.shipped.entries.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                self.shipped.calls.inc();
+                self.shipped.entries.inc_by(batch.len() as u64);
                 in_flight.push_back(ship(Arc::clone(&client), stable, batch, last));
                 continue;
             }
@@ -318,7 +333,13 @@ impl ReplicationLog {
             }
             tokio::select! {
                 Some((result, last, sent_at)) = in_flight.next(), if !in_flight.is_empty() => match result {
-                    Ok(_) => self.acknowledge(id, incarnation, last, sent_at),
+                    Ok(_) => {
+                        self.shipped
+                            .round_trip
+                            .get_or_create(&[("server", id.to_string())])
+                            .observe(sent_at.elapsed().as_secs_f64());
+                        self.acknowledge(id, incarnation, last, sent_at);
+                    }
                     Err(error) => {
                         self.refused(id, incarnation, &error);
                         return;
@@ -697,12 +718,19 @@ impl ReplicationLog {
         (state.slots.len(), state.commit, state.last_seq)
     }
 
-    /// (replication calls made, entries they carried), since start.
-    pub fn shipped(&self) -> (u64, u64) {
-        (
-            self.shipped.calls.load(Ordering::Relaxed),
-            self.shipped.entries.load(Ordering::Relaxed),
-        )
+    /// Replication calls made, entries they carried, round trips.
+    pub fn shipped(&self) -> &Shipped {
+        &self.shipped
+    }
+
+    /// How many ordered writes each member has not acknowledged yet.
+    pub fn lags(&self) -> Vec<(ServerId, u64)> {
+        let state = self.state.lock();
+        state
+            .members
+            .members()
+            .map(|(id, m)| (id, state.last_seq.saturating_sub(m.acked)))
+            .collect()
     }
 
     /// Active, joining and lost server ids.

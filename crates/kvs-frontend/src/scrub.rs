@@ -24,12 +24,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use kvs_proto::digest::range_bounds;
 use kvs_proto::{Key, RpcError, ServerClient, ServerId, Value};
 use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
 
 use crate::committed::Committed;
 use crate::replication::ReplicationLog;
@@ -59,9 +59,9 @@ impl fmt::Display for ScrubReport {
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
 pub struct ScrubCounts {
-    pub passes: AtomicU64,
-    pub ranges_differing: AtomicU64,
-    pub diverged: AtomicU64,
+    pub passes: Counter,
+    pub ranges_differing: Counter,
+    pub diverged: Counter,
 }
 
 /// The scrubber and what it remembers between passes.
@@ -141,13 +141,9 @@ impl Scrub {
             }
         }
         *self.suspects.lock() = suspects;
-        self.counts.passes.fetch_add(1, Ordering::Relaxed);
-        self.counts
-            .ranges_differing
-            .fetch_add(report.ranges_differing as u64, Ordering::Relaxed);
-        self.counts
-            .diverged
-            .fetch_add(report.diverged.len() as u64, Ordering::Relaxed);
+        self.counts.passes.inc();
+        self.counts.ranges_differing.inc_by(report.ranges_differing as u64);
+        self.counts.diverged.inc_by(report.diverged.len() as u64);
         if !report.diverged.is_empty() {
             tracing::warn!(%report, "scrub found diverged servers; they are readmitted");
         }

@@ -1,14 +1,16 @@
 //! The frontend's XML-RPC methods, each a [`Handle`] impl.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use dxr::Fault;
 use kvs_proto::api::frontend::{
     AddServer, AdoptServer, ClusterStatus, Get, ListServer, PrintKvPairs, Put, Scrub as ScrubNow, ShutdownServer,
 };
+use kvs_proto::metrics::metrics;
 use kvs_proto::serve::{Handle, Methods, Readiness};
 use kvs_proto::{Fence, RpcError, ServerClient, ServerId, fault, reply};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 
 use crate::catch_up::{CatchUp, CatchUpError};
 use crate::committed::Committed;
@@ -29,6 +31,21 @@ pub struct Frontend {
     catch_up: Arc<CatchUp>,
     detector: Arc<FailureDetector>,
     scrub: Arc<Scrub>,
+    gauges: Gauges,
+}
+
+/// The values `/metrics` reads from the frontend's state at each scrape.
+#[derive(Debug, Default)]
+struct Gauges {
+    log_entries: Gauge,
+    committed_keys: Gauge,
+    commit: Gauge,
+    last: Gauge,
+    active: Gauge,
+    joining: Gauge,
+    lost: Gauge,
+    superseded: Gauge,
+    lag: Family<[(&'static str, String); 1], Gauge>,
 }
 
 impl Frontend {
@@ -51,14 +68,17 @@ impl Frontend {
             config.heartbeat_timeout(),
         );
         let scrub = Arc::new(Scrub::new(Arc::clone(&log), Arc::clone(&committed)));
-        Frontend {
+        let frontend = Frontend {
             config,
             log,
             committed,
             catch_up,
             detector,
             scrub,
-        }
+            gauges: Gauges::default(),
+        };
+        frontend.register_metrics();
+        frontend
     }
 
     /// Rebuilds a frontend from its data folder and the servers (see [`crate::recovery`]).
@@ -83,74 +103,108 @@ impl Frontend {
         Ok(frontend)
     }
 
-    /// The frontend's metrics in Prometheus text format.
-    pub fn metrics(&self) -> String {
+    /// Registers the frontend's own metrics (see [`kvs_proto::metrics`]).
+    fn register_metrics(&self) {
+        let registry = metrics();
+        let shipped = self.log.shipped();
+        registry.register(
+            "replication_calls",
+            "applyBatch calls made to servers (one per server per batch)",
+            shipped.calls.clone(),
+        );
+        registry.register(
+            "replicated_entries",
+            "Writes carried by those calls, counted once per server",
+            shipped.entries.clone(),
+        );
+        registry.register(
+            "replication_round_trip_seconds",
+            "Round trip of an acknowledged applyBatch call, by server",
+            shipped.round_trip.clone(),
+        );
+        let counts = &self.scrub.counts;
+        registry.register(
+            "scrub_passes",
+            "Scrub passes over every active server",
+            counts.passes.clone(),
+        );
+        registry.register(
+            "scrub_ranges_differing",
+            "Key ranges whose digest differed from the committed state (looked at key by key)",
+            counts.ranges_differing.clone(),
+        );
+        registry.register(
+            "scrub_diverged",
+            "Servers found diverged from the committed state, and readmitted to be rebuilt",
+            counts.diverged.clone(),
+        );
+        registry.register(
+            "catch_ups",
+            "Servers admitted by catch-up (addServer and readmissions), by outcome",
+            self.catch_up.outcomes().clone(),
+        );
+        let gauges = &self.gauges;
+        for (name, help, gauge) in [
+            (
+                "log_entries",
+                "Writes held in the replication log (in flight or not yet acknowledged by all)",
+                &gauges.log_entries,
+            ),
+            ("committed_keys", "Keys with a committed value", &gauges.committed_keys),
+            (
+                "commit_sequence",
+                "Sequence number of the last committed write",
+                &gauges.commit,
+            ),
+            (
+                "last_sequence",
+                "Sequence number of the last write ordered",
+                &gauges.last,
+            ),
+            ("servers_active", "Active servers", &gauges.active),
+            ("servers_joining", "Servers catching up", &gauges.joining),
+            (
+                "servers_lost",
+                "Servers that failed and are probed for readmission",
+                &gauges.lost,
+            ),
+            (
+                "superseded",
+                "1 once a newer frontend has taken over: this one answers nothing more",
+                &gauges.superseded,
+            ),
+        ] {
+            registry.register(name, help, gauge.clone());
+        }
+        registry.register(
+            "replication_lag_writes",
+            "Ordered writes a member has not acknowledged yet, by server",
+            gauges.lag.clone(),
+        );
+    }
+
+    /// Updates the values read rather than counted, before a scrape.
+    pub fn refresh_metrics(&self) {
         let (log_entries, commit, last) = self.log.progress();
         let [active, joining, lost] = self.log.status_ids();
-        let gauges = [
-            (
-                "kvs_log_entries",
-                "Writes held in the replication log (in flight or not yet acknowledged by all).",
-                log_entries as u64,
-            ),
-            (
-                "kvs_committed_keys",
-                "Keys with a committed value.",
-                self.committed.len() as u64,
-            ),
-            (
-                "kvs_commit_sequence",
-                "Sequence number of the last committed write.",
-                commit,
-            ),
-            ("kvs_last_sequence", "Sequence number of the last write ordered.", last),
-            ("kvs_servers_active", "Active servers.", active.len() as u64),
-            ("kvs_servers_joining", "Servers catching up.", joining.len() as u64),
-            (
-                "kvs_servers_lost",
-                "Servers that failed and are probed for readmission.",
-                lost.len() as u64,
-            ),
-        ];
-        let (calls, entries) = self.log.shipped();
-        let scrubs = &self.scrub.counts;
-        let counters = [
-            (
-                "kvs_replication_calls_total",
-                "applyBatch calls made to servers (one per server per batch).",
-                calls,
-            ),
-            (
-                "kvs_replicated_entries_total",
-                "Writes carried by those calls, counted once per server.",
-                entries,
-            ),
-            (
-                "kvs_scrub_passes_total",
-                "Scrub passes over every active server.",
-                scrubs.passes.load(Ordering::Relaxed),
-            ),
-            (
-                "kvs_scrub_ranges_differing_total",
-                "Key ranges whose digest differed from the committed state (looked at key by key).",
-                scrubs.ranges_differing.load(Ordering::Relaxed),
-            ),
-            (
-                "kvs_scrub_diverged_total",
-                "Servers found diverged from the committed state, and readmitted to be rebuilt.",
-                scrubs.diverged.load(Ordering::Relaxed),
-            ),
-        ];
-        let series = |kind: &'static str| {
-            move |(name, help, value): &(&str, &str, u64)| {
-                format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n")
-            }
-        };
-        gauges
-            .iter()
-            .map(series("gauge"))
-            .chain(counters.iter().map(series("counter")))
-            .collect()
+        let gauges = &self.gauges;
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        let sequence = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        gauges.log_entries.set(count(log_entries));
+        gauges.committed_keys.set(count(self.committed.len()));
+        gauges.commit.set(sequence(commit));
+        gauges.last.set(sequence(last));
+        gauges.active.set(count(active.len()));
+        gauges.joining.set(count(joining.len()));
+        gauges.lost.set(count(lost.len()));
+        gauges.superseded.set(i64::from(self.log.is_superseded()));
+        gauges.lag.clear();
+        for (id, lag) in self.log.lags() {
+            gauges
+                .lag
+                .get_or_create(&[("server", id.to_string())])
+                .set(sequence(lag));
+        }
     }
 
     /// Runs the heartbeat loop and the periodic scrub until `stop` resolves.

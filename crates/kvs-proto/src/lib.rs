@@ -6,7 +6,8 @@
 //! harness parses ([`reply`]), the binary replication batch ([`batch`]),
 //! digests by key range for scrubbing ([`digest`]),
 //! the cluster secret guarded methods need ([`auth`]), fencing ([`fence`]),
-//! the bounds on what a client may hold ([`limits`]),
+//! the bounds on what a client may hold ([`limits`]), the metrics every
+//! process exposes ([`metrics`]),
 //! fault codes ([`fault`]), typed async clients ([`client`]), the axum
 //! router that serves a set of methods on `/` and `/RPC2` ([`serve`]) and
 //! its fast path for plain calls ([`canonical`]).
@@ -21,6 +22,7 @@ pub mod digest;
 pub mod fault;
 pub mod fence;
 pub mod limits;
+pub mod metrics;
 pub mod process;
 pub mod reply;
 pub mod rpc;

@@ -30,6 +30,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 
+use crate::metrics::metrics;
 use crate::serve::MAX_BODY_BYTES;
 
 /// Bodies up to this size do not draw on the byte budget (an ordinary call
@@ -127,10 +128,14 @@ pub async fn guard_body(State(guard): State<BodyGuard>, request: Request, next: 
         None => None,
         Some(value) => match value.to_str().ok().and_then(|text| text.trim().parse::<u64>().ok()) {
             Some(length) => Some(length),
-            None => return refusal(StatusCode::BAD_REQUEST, "invalid Content-Length"),
+            None => {
+                metrics().refused("bad_content_length");
+                return refusal(StatusCode::BAD_REQUEST, "invalid Content-Length");
+            }
         },
     };
     if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        metrics().refused("body_too_large");
         return refusal(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("request body over {MAX_BODY_BYTES} bytes"),
@@ -146,6 +151,7 @@ pub async fn guard_body(State(guard): State<BodyGuard>, request: Request, next: 
         match Arc::clone(&guard.budget).try_acquire_many_owned(permits) {
             Ok(permit) => Some(permit),
             Err(_) => {
+                metrics().refused("body_budget");
                 return refusal(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "server busy: too many large request bodies being read; retry",
@@ -159,12 +165,14 @@ pub async fn guard_body(State(guard): State<BodyGuard>, request: Request, next: 
     let bytes: Bytes = match tokio::time::timeout(guard.timeout, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(_)) => {
+            metrics().refused("body_too_large");
             return refusal(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &format!("request body over {MAX_BODY_BYTES} bytes, or cut short"),
             );
         }
         Err(_) => {
+            metrics().refused("body_timeout");
             return refusal(
                 StatusCode::REQUEST_TIMEOUT,
                 &format!("request body not received within {:?}", guard.timeout),

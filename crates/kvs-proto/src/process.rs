@@ -72,15 +72,19 @@ pub fn init_logging() {
     init_logging_with_default("info");
 }
 
-/// Logs to stderr at `level` unless `RUST_LOG` says otherwise.
+/// Logs to stderr at `level` unless `RUST_LOG` says otherwise; one JSON
+/// object per line when `KVS_LOG_FORMAT=json` (for log collectors).
 pub fn init_logging_with_default(level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
-        .with_ansi(io::stderr().is_terminal())
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = if std::env::var("KVS_LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json")) {
+        logs.json().try_init()
+    } else {
+        logs.with_ansi(io::stderr().is_terminal()).try_init()
+    };
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -147,6 +151,7 @@ pub async fn serve_until(
         // Replies are small and callers wait on each one: never hold them back (Nagle).
         let _ = tcp.set_nodelay(true);
         let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+            crate::metrics::metrics().refused("too_many_connections");
             tokio::spawn(refuse_connection(tcp));
             continue;
         };
@@ -154,6 +159,9 @@ pub async fn serve_until(
             graceful.watch(http.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(router.clone())));
         tokio::spawn(async move {
             if let Err(error) = connection.await {
+                if error.is_timeout() {
+                    crate::metrics::metrics().refused("header_timeout");
+                }
                 tracing::debug!(%error, "connection ended");
             }
             drop(permit);

@@ -6,8 +6,8 @@
 //! answers on both `/` and `/RPC2` (Python's `ServerProxy` posts to `/RPC2`),
 //! plus the operators' probes: `GET /health` and `GET /livez` (200 while the
 //! process serves), `GET /readyz` (200 when the process's own [`Readiness`]
-//! check passes, else 503 with the reason) and, where a process has them,
-//! `GET /metrics`. A guarded method (see [`crate::auth`]) served by
+//! check passes, else 503 with the reason) and `GET /metrics` (see
+//! [`crate::metrics`]; every call is counted and timed there). A guarded method (see [`crate::auth`]) served by
 //! [`Methods::with_secret`] is refused with fault
 //! [`crate::fault::UNAUTHORIZED`] unless the call shows the secret. Bodies over [`MAX_BODY_BYTES`] get HTTP
 //! 413; fault messages are capped at [`MAX_FAULT_CHARS`] (dxr's parse-error
@@ -60,21 +60,23 @@ pub trait Readiness: Send + Sync + 'static {
     fn ready(&self) -> impl Future<Output = Result<(), String>> + Send;
 }
 
-/// What a router serves besides the XML-RPC methods: metrics and readiness.
+/// What a router serves besides the XML-RPC methods: readiness, and what
+/// to refresh in the metrics before a scrape.
 #[derive(Default)]
 pub struct Probes {
-    metrics: Option<MetricsFn>,
+    refresh: Option<RefreshFn>,
     readiness: Option<ReadinessFn>,
 }
 
-type MetricsFn = Arc<dyn Fn() -> String + Send + Sync>;
+type RefreshFn = Arc<dyn Fn() + Send + Sync>;
 type ReadyFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 type ReadinessFn = Arc<dyn Fn() -> ReadyFuture + Send + Sync>;
 
 impl Probes {
-    /// `GET /metrics` answered by `metrics` (Prometheus text format).
-    pub fn metrics(mut self, metrics: impl Fn() -> String + Send + Sync + 'static) -> Self {
-        self.metrics = Some(Arc::new(metrics));
+    /// Runs `refresh` before each `GET /metrics`, to update the values a
+    /// process reads rather than counts (see [`crate::metrics`]).
+    pub fn metrics(mut self, refresh: impl Fn() + Send + Sync + 'static) -> Self {
+        self.refresh = Some(Arc::new(refresh));
         self
     }
 
@@ -91,9 +93,16 @@ impl Probes {
     fn add_to(self, mut router: Router) -> Router {
         let live = || async { "ok\n" };
         router = router.route(HEALTH_PATH, get(live)).route(LIVEZ_PATH, get(live));
-        if let Some(metrics) = self.metrics {
-            router = router.route(METRICS_PATH, get(move || std::future::ready(metrics())));
-        }
+        let refresh = self.refresh;
+        router = router.route(
+            METRICS_PATH,
+            get(move || {
+                if let Some(refresh) = &refresh {
+                    refresh();
+                }
+                std::future::ready(crate::metrics::metrics().encode())
+            }),
+        );
         let readiness = self.readiness;
         router.route(
             READYZ_PATH,
@@ -128,6 +137,7 @@ impl<C: Rpc, S: Handle<C>> Handler for Endpoint<C, S> {
             && !secret.admits(&headers)
         {
             tracing::warn!(method = C::METHOD, "refused: the call did not show the cluster secret");
+            crate::metrics::metrics().refused("unauthorized");
             return Err(Fault::new(
                 crate::fault::UNAUTHORIZED,
                 format!(
@@ -136,9 +146,11 @@ impl<C: Rpc, S: Handle<C>> Handler for Endpoint<C, S> {
                 ),
             ));
         }
+        let started = std::time::Instant::now();
         let call = C::from_params(params).map_err(|e| Fault::new(400, format!("{}: {e}", C::METHOD)))?;
-        let reply = self.service.handle(call).await?;
-        reply.try_to_value().map_err(Fault::from)
+        let reply = self.service.handle(call).await;
+        crate::metrics::metrics().request(C::METHOD, reply.is_ok(), started.elapsed());
+        reply?.try_to_value().map_err(Fault::from)
     }
 }
 

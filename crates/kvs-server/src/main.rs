@@ -21,8 +21,10 @@ use kvs_proto::RpcError;
 use kvs_proto::addr::SERVER_PORT_BASE;
 use kvs_proto::auth::{SecretArgs, SecretError};
 use kvs_proto::limits::Limits;
+use kvs_proto::metrics::metrics;
 use kvs_proto::process::{self, ProcessError};
 use kvs_proto::serve::Probes;
+use prometheus_client::metrics::gauge::Gauge;
 use thiserror::Error;
 
 use crate::enrolment::Enrolment;
@@ -100,9 +102,17 @@ async fn run(args: Args) -> Result<(), ServerError> {
     };
     let listener = process::listen(addr).await?;
     let service = Arc::new(ReplicaService::new(args.id));
+    let keys = Gauge::<i64>::default();
+    metrics().register("store_keys", "Keys this replica holds", keys.clone());
+    let probes = {
+        let service = Arc::clone(&service);
+        Probes::default().metrics(move || {
+            keys.set(i64::try_from(service.key_count()).unwrap_or(i64::MAX));
+        })
+    };
     let probes = match &enrolment {
-        Some(enrolment) => Probes::default().readiness(enrolment),
-        None => Probes::default(),
+        Some(enrolment) => probes.readiness(enrolment),
+        None => probes,
     };
     let guarded = secret.is_some();
     let router = service::methods(&service, secret).into_router_with(probes);

@@ -8,6 +8,7 @@ use dxr::Fault;
 use kvs_proto::api::server::{
     ApplyBatch, Digest, DumpState, Get, Heartbeat, PrintKvPairs, Put, ResetStore, ShutdownServer,
 };
+use kvs_proto::metrics::metrics;
 use kvs_proto::serve::{Handle, Methods};
 use kvs_proto::{ClusterSecret, Fence, batch, fault, reply};
 use parking_lot::RwLock;
@@ -43,14 +44,20 @@ impl ReplicaService {
     fn admit(&self, fence: &str, force: bool) -> Result<Fence, Fault> {
         let fence = Fence::parse(fence).map_err(|e| Fault::new(fault::INVALID_REQUEST, e.to_string()))?;
         self.following.admit(fence, force).map_err(|refusal| {
-            let code = match refusal {
-                Refusal::Superseded { .. } => fault::SUPERSEDED,
-                Refusal::OtherCluster { .. } => fault::OTHER_CLUSTER,
-                Refusal::LeaseHeld { .. } => fault::LEASE_HELD,
+            let (code, reason) = match refusal {
+                Refusal::Superseded { .. } => (fault::SUPERSEDED, "superseded"),
+                Refusal::OtherCluster { .. } => (fault::OTHER_CLUSTER, "other_cluster"),
+                Refusal::LeaseHeld { .. } => (fault::LEASE_HELD, "lease_held"),
             };
+            metrics().refused(reason);
             Fault::new(code, format!("server {}: {refusal}", self.id))
         })?;
         Ok(fence)
+    }
+
+    /// How many keys the replica holds (for `/metrics`).
+    pub fn key_count(&self) -> usize {
+        self.store.read().len()
     }
 
     /// Resolves once `shutdownServer` has been called.
@@ -123,12 +130,14 @@ impl Handle<ApplyBatch> for ReplicaService {
         let batch = batch::decode_batch(&call.entries).map_err(|e| invalid(e.to_string()))?;
         let count = i32::try_from(batch.entries.len()).map_err(|e| invalid(e.to_string()))?;
         if !fence.could_produce(batch.stable) {
+            metrics().refused("impossible_version");
             return Err(invalid(format!(
                 "stable point {:#x} belongs to a later epoch than the sender's ({fence})",
                 batch.stable
             )));
         }
         if let Some(entry) = batch.entries.iter().find(|entry| !fence.could_produce(entry.version)) {
+            metrics().refused("impossible_version");
             return Err(invalid(format!(
                 "version {:#x} of key {} belongs to a later epoch than the sender's ({fence})",
                 entry.version, entry.key
