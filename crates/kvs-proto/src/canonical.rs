@@ -2,14 +2,17 @@
 //! without a general XML parser.
 //!
 //! Python's `xmlrpc.client` and kvs's own clients send calls in one simple
-//! shape: an optional `<?xml …?>` declaration, `<methodCall>`, a
-//! `<methodName>`, and parameters that are `<int>`/`<i4>`, `<string>` or
-//! `<base64>` scalars, with only whitespace between tags. [`parse_call`]
+//! shape: an optional `<?xml version="1.0" …?>` declaration, `<methodCall>`,
+//! a `<methodName>`, and parameters that are `<int>`/`<i4>`, `<string>` or
+//! `<base64>` scalars, with only XML whitespace between tags. [`parse_call`]
 //! reads exactly that shape and gives up (returns `None`) on anything else —
 //! comments, attributes, CDATA, other types, untyped values, unknown
-//! entities, whitespace inside a number or a base64 run — so the caller falls
-//! back to dxr's full parser, which then accepts or rejects the request as
-//! it always did. Where both succeed they agree (see the tests).
+//! entities, whitespace inside a number or a base64 run, a carriage return
+//! in a string, any other declaration — so the caller falls back to dxr's
+//! full parser, which then accepts or rejects the request as it always did.
+//! Whatever the fast path accepts, dxr reads the same (see the tests, the
+//! property test `tests/canonical_props.rs` and the fuzz target
+//! `fuzz/fuzz_targets/parse_call.rs`).
 //! [`write_response`] likewise writes scalar replies byte for byte as dxr
 //! would.
 
@@ -20,7 +23,7 @@ use dxr::Value;
 /// The method name and parameters of a call in the plain form, or `None`
 /// if the body is anything else.
 pub fn parse_call(body: &str) -> Option<(&str, Vec<Value>)> {
-    let mut rest = skip_declaration(body.trim_start())?;
+    let mut rest = skip_declaration(body.trim_start_matches(is_xml_space))?;
     rest = expect(rest, "<methodCall>")?;
     rest = expect(rest, "<methodName>")?;
     let end = rest.find('<')?;
@@ -42,13 +45,15 @@ pub fn parse_call(body: &str) -> Option<(&str, Vec<Value>)> {
         rest = expect(rest, "</params>")?;
     }
     rest = expect(rest, "</methodCall>")?;
-    rest.trim_start().is_empty().then_some((name, params))
+    rest.trim_start_matches(is_xml_space)
+        .is_empty()
+        .then_some((name, params))
 }
 
 /// The value of a successful reply in the plain form, or `None` if the body
 /// is anything else (a fault among them).
 pub fn parse_response(body: &str) -> Option<Value> {
-    let mut rest = skip_declaration(body.trim_start())?;
+    let mut rest = skip_declaration(body.trim_start_matches(is_xml_space))?;
     rest = expect(rest, "<methodResponse>")?;
     rest = expect(rest, "<params>")?;
     rest = expect(rest, "<param>")?;
@@ -56,7 +61,7 @@ pub fn parse_response(body: &str) -> Option<Value> {
     rest = expect(after, "</param>")?;
     rest = expect(rest, "</params>")?;
     rest = expect(rest, "</methodResponse>")?;
-    rest.trim_start().is_empty().then_some(value)
+    rest.trim_start_matches(is_xml_space).is_empty().then_some(value)
 }
 
 /// A call in the plain form, exactly as dxr's client writes it; `None` if a
@@ -117,18 +122,47 @@ fn write_scalar(value: &Value, xml: &mut String) -> Option<()> {
     Some(())
 }
 
-/// Skips an `<?xml … ?>` declaration if there is one.
+/// Skips an XML declaration if there is one, of the form Python and dxr
+/// write: version 1.0, then optionally an encoding and `standalone`. Any
+/// other declaration is `None`: dxr accepts some (`<?xmlfoo?>`) and refuses
+/// others (`<?xml?>`, `<?xml version=1.0?>`) that a looser skip would take.
 fn skip_declaration(body: &str) -> Option<&str> {
-    match body.strip_prefix("<?xml") {
-        Some(declaration) => {
-            let end = declaration.find("?>")?;
-            if declaration[..end].contains('<') {
-                return None;
-            }
-            Some(&declaration[end + 2..])
-        }
-        None => Some(body),
+    let Some(mut rest) = body.strip_prefix("<?xml") else {
+        return Some(body);
+    };
+    rest = pseudo_attribute(rest, "version", |version| version == "1.0")?;
+    if let Some(after) = pseudo_attribute(rest, "encoding", is_encoding_name) {
+        rest = after;
     }
+    if let Some(after) = pseudo_attribute(rest, "standalone", |value| matches!(value, "yes" | "no")) {
+        rest = after;
+    }
+    rest.trim_start_matches(is_xml_space).strip_prefix("?>")
+}
+
+/// Whitespace, `name`, `=` (whitespace around it allowed) and a quoted
+/// value that `valid` accepts, and what follows; `None` otherwise.
+fn pseudo_attribute<'a>(rest: &'a str, name: &str, valid: impl Fn(&str) -> bool) -> Option<&'a str> {
+    let spaced = rest.trim_start_matches(is_xml_space);
+    if spaced.len() == rest.len() {
+        return None;
+    }
+    let rest = spaced
+        .strip_prefix(name)?
+        .trim_start_matches(is_xml_space)
+        .strip_prefix('=')?
+        .trim_start_matches(is_xml_space);
+    let quote = rest.chars().next().filter(|c| matches!(c, '"' | '\''))?;
+    let rest = &rest[1..];
+    let end = rest.find(quote)?;
+    valid(&rest[..end]).then_some(&rest[end + 1..])
+}
+
+/// An XML encoding name: a letter, then letters, digits, `.`, `_` or `-`.
+fn is_encoding_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes.next().is_some_and(|first| first.is_ascii_alphabetic())
+        && bytes.all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'))
 }
 
 /// `rest` after optional whitespace and then `tag`.
@@ -180,9 +214,13 @@ fn parse_int(text: &str) -> Option<i32> {
     text.parse().ok()
 }
 
-/// Text with the five predefined entities resolved; `None` for any other
-/// entity or character reference.
+/// Text with the five predefined entities and `&#13;` resolved; `None` for
+/// any other entity or character reference, and for a raw carriage return
+/// (XML reads `\r\n` and a lone `\r` as `\n`, and so does dxr).
 fn unescape(text: &str) -> Option<String> {
+    if text.contains('\r') {
+        return None;
+    }
     if !text.contains('&') {
         return Some(text.to_owned());
     }
@@ -197,6 +235,8 @@ fn unescape(text: &str) -> Option<String> {
             "gt" => '>',
             "quot" => '"',
             "apos" => '\'',
+            // As dxr (and [`escape_into`]) writes a carriage return.
+            "#13" => '\r',
             _ => return None,
         };
         out.push(replacement);
@@ -215,6 +255,8 @@ fn escape_into(text: &str, xml: &mut String) {
             '>' => xml.push_str("&gt;"),
             '"' => xml.push_str("&quot;"),
             '\'' => xml.push_str("&apos;"),
+            // Written raw, XML would read it as a line feed.
+            '\r' => xml.push_str("&#13;"),
             _ => xml.push(c),
         }
     }
@@ -281,6 +323,81 @@ mod tests {
         ];
         for body in unusual {
             assert_eq!(parse_call(body), None, "{body}");
+        }
+    }
+
+    /// Found by fuzzing (`fuzz/`): inputs the fast path once accepted that
+    /// dxr refuses or reads differently. Each now falls back to dxr.
+    #[test]
+    fn fuzz_finds_fall_back_to_dxr() {
+        const CALL: &str = "<methodCall><methodName>get</methodName><params><param><value><int>4</int></value></param></params></methodCall>";
+        const REPLY: &str =
+            "<methodResponse><params><param><value><int>4</int></value></param></params></methodResponse>";
+        let declarations = [
+            "<?xml ion='1.0'?>",
+            "<?xml?>",
+            "<?xml version=1.0?>",
+            "<?xml version=\"2.0\"?>",
+            "<?xml version='1.0\"?>",
+            "<?xml encoding=\"x\" version=\"1.0\"?>",
+            "<?xmlfoo?>",
+            "<?xml version='1.0' foo='bar'?>",
+            "\u{a0}",
+            "\u{2003}<?xml version='1.0'?>",
+        ];
+        for declaration in declarations {
+            let call = format!("{declaration}{CALL}");
+            assert_eq!(parse_call(&call), None, "{call:?}");
+            let reply = format!("{declaration}{REPLY}");
+            assert_eq!(parse_response(&reply), None, "{reply:?}");
+        }
+        // XML reads a carriage return as a line feed; dxr does too.
+        for text in ["\r\n", "a\rb"] {
+            let call = format!(
+                "<methodCall><methodName>m</methodName><params><param><value><string>{text}</string></value></param></params></methodCall>"
+            );
+            assert_eq!(parse_call(&call), None, "{call:?}");
+            assert_ne!(
+                MethodCall::from_xml(&call).map(|call| call.params),
+                Ok(vec![Value::String(text.into())])
+            );
+        }
+    }
+
+    /// Found by the property test (`tests/canonical_props.rs`): dxr writes a
+    /// carriage return as `&#13;` (raw, XML would read it as a line feed).
+    #[test]
+    fn carriage_returns_are_written_and_read_as_dxr_does() {
+        let value = Value::String("a\r\nb\rc".into());
+        let expected = MethodResponse { value: value.clone() }
+            .to_xml()
+            .expect("dxr writes replies");
+        let written = write_response(&value).expect("plain");
+        assert_eq!(written, expected);
+        assert_eq!(parse_response(&written), Some(value.clone()));
+        let call = MethodCall {
+            name: "m".into(),
+            params: vec![value.clone()],
+        };
+        let expected = dxr_client::utils::request_to_body(&call).expect("dxr writes calls");
+        let written = write_call("m", std::slice::from_ref(&value)).expect("plain");
+        assert_eq!(written, expected);
+        assert!(agrees_with_dxr(&written));
+    }
+
+    #[test]
+    fn the_declarations_clients_write_take_the_plain_path() {
+        const CALL: &str = "<methodCall><methodName>get</methodName><params><param><value><int>4</int></value></param></params></methodCall>";
+        let declarations = [
+            "<?xml version='1.0'?>\n",
+            "<?xml version=\"1.0\"?>",
+            " \r\n\t<?xml version = '1.0' ?>",
+            "<?xml version='1.0' encoding='UTF-8'?>",
+            "<?xml version=\"1.0\" encoding=\"utf-8\" standalone=\"no\"?>",
+            "<?xml version='1.0' standalone='yes'?>",
+        ];
+        for declaration in declarations {
+            assert!(agrees_with_dxr(&format!("{declaration}{CALL}")), "{declaration:?}");
         }
     }
 
