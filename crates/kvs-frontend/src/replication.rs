@@ -48,7 +48,7 @@
 //!    fail with fault `SUPERSEDED`, replication and probes stop, and
 //!    nothing more is recorded.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Display;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -793,16 +793,21 @@ impl ReplicationLog {
             .collect()
     }
 
-    /// The newest write to `key` still in the log with a version at or
-    /// below `upto` (every uncommitted write is in the log).
-    pub fn latest_pending(&self, key: Key, upto: u64) -> Option<Entry> {
+    /// For each (key, upto) asked: the newest write to the key still in the
+    /// log with a version at or below `upto` (every uncommitted write is in
+    /// the log), in one pass over it.
+    pub fn latest_pending(&self, asked: &HashMap<Key, u64>) -> HashMap<Key, Entry> {
         let state = self.state.lock();
-        state
-            .slots
-            .iter()
-            .rev()
-            .map(|slot| slot.entry)
-            .find(|entry| entry.key == key && entry.version <= upto)
+        let mut found = HashMap::new();
+        for entry in state.slots.iter().rev().map(|slot| slot.entry) {
+            if found.len() == asked.len() {
+                break;
+            }
+            if asked.get(&entry.key).is_some_and(|upto| entry.version <= *upto) {
+                found.entry(entry.key).or_insert(entry);
+            }
+        }
+        found
     }
 
     /// The client of server `id`, member or lost.

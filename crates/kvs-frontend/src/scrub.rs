@@ -5,13 +5,15 @@
 //! server's digests by key range ([`kvs_proto::digest`]) are compared with
 //! the committed state's. Writes in flight make some ranges differ for a
 //! moment, so a differing range is looked at key by key: the server's pairs
-//! in it (with versions) are fetched, then compared with the committed state
-//! read *afterwards*. For each key, with `c` the committed version:
+//! in it (with versions) are fetched, then the log's pending writes to those
+//! keys, then the committed state — in that order, so a write the server
+//! held is either still pending in the first read or committed in the
+//! second. For each key, with `c` the committed version:
 //!
 //! - the server's version `v ≥ c`: it must hold the newest write at or
-//!   below `v` — from the log if one is pending there (anything newer than
-//!   `c` is not committed, so the log still holds it), else the committed
-//!   value. Anything else diverged (an altered value, a key never written).
+//!   below `v` — the pending one if it is newer than `c`, else the
+//!   committed value. Anything else diverged (an altered value, a key never
+//!   written).
 //! - `v < c`, or the key is missing: the commit may have come after the
 //!   server was read, so it is a *suspect*; still the same in the next pass
 //!   (same committed version, same member), the server lacks a committed
@@ -27,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kvs_proto::digest::range_bounds;
-use kvs_proto::{Key, RpcError, ServerClient, ServerId, Value};
+use kvs_proto::{Entry, Key, RpcError, ServerClient, ServerId, Value};
 use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
 
@@ -169,11 +171,16 @@ impl Scrub {
                 .into_iter()
                 .map(|entry| (entry.key, (entry.value, entry.version)))
                 .collect();
-            // Read after the server: everything it held was sent before.
+            // The log, then the committed state, both read after the server:
+            // every write it held was sent before, and one that commits
+            // between the two reads is found in the second.
+            let upto: HashMap<Key, u64> = held.iter().map(|(key, pair)| (*key, pair.1)).collect();
+            let pending = self.log.latest_pending(&upto);
             let committed = self.committed.range(first, last);
             let keys: BTreeSet<Key> = held.keys().chain(committed.keys()).copied().collect();
             for key in keys {
-                match self.judge(key, held.get(&key).copied(), committed.get(&key).copied()) {
+                let server = held.get(&key).copied();
+                match judge(server, committed.get(&key).copied(), pending.get(&key)) {
                     Verdict::Agrees => {}
                     Verdict::Suspect(version) => {
                         let seen_before = self.suspects.lock().get(&(id, incarnation, key)) == Some(&version);
@@ -198,27 +205,67 @@ impl Scrub {
         }
         Ok((ranges.len(), None))
     }
+}
 
-    /// One key: the server's (value, version) against the committed one.
-    fn judge(&self, key: Key, server: Option<(Value, u64)>, committed: Option<(Value, u64)>) -> Verdict {
-        let committed_version = committed.map_or(0, |pair| pair.1);
-        let Some((value, version)) = server else {
-            return match committed {
-                Some((_, version)) => Verdict::Suspect(version),
-                None => Verdict::Agrees,
-            };
+/// One key: the server's (value, version) against the committed one and
+/// the newest write to it pending in the log at or below the server's
+/// version (read before the committed state).
+fn judge(server: Option<(Value, u64)>, committed: Option<(Value, u64)>, pending: Option<&Entry>) -> Verdict {
+    let committed_version = committed.map_or(0, |pair| pair.1);
+    let Some((value, version)) = server else {
+        return match committed {
+            Some((_, version)) => Verdict::Suspect(version),
+            None => Verdict::Agrees,
         };
-        if version < committed_version {
-            return Verdict::Suspect(committed_version);
-        }
-        let expected = match self.log.latest_pending(key, version) {
-            Some(entry) if entry.version > committed_version => Some(entry.value),
-            _ => committed.map(|pair| pair.0),
-        };
-        if expected == Some(value) {
-            Verdict::Agrees
-        } else {
+    };
+    if version < committed_version {
+        return Verdict::Suspect(committed_version);
+    }
+    let expected = match pending {
+        Some(entry) if entry.version > committed_version => Some(entry.value),
+        _ => committed.map(|pair| pair.0),
+    };
+    if expected == Some(value) {
+        Verdict::Agrees
+    } else {
+        Verdict::Diverged
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(key: Key, value: Value, version: u64) -> Entry {
+        Entry { key, value, version }
+    }
+
+    #[test]
+    fn a_server_ahead_of_the_commit_agrees_with_the_pending_write() {
+        let pending = write(1, 20, 20);
+        assert_eq!(judge(Some((20, 20)), Some((10, 10)), Some(&pending)), Verdict::Agrees);
+        // The write committed between the two reads: the committed state has it.
+        assert_eq!(judge(Some((20, 20)), Some((20, 20)), Some(&pending)), Verdict::Agrees);
+        assert_eq!(judge(Some((20, 20)), Some((20, 20)), None), Verdict::Agrees);
+        // A settled pair reports the stable point, above its own version.
+        assert_eq!(judge(Some((10, 50)), Some((10, 10)), None), Verdict::Agrees);
+    }
+
+    #[test]
+    fn a_server_behind_the_commit_is_only_suspect() {
+        assert_eq!(judge(Some((10, 10)), Some((20, 20)), None), Verdict::Suspect(20));
+        assert_eq!(judge(None, Some((20, 20)), None), Verdict::Suspect(20));
+        assert_eq!(judge(None, None, None), Verdict::Agrees);
+    }
+
+    #[test]
+    fn an_altered_or_invented_value_diverged() {
+        assert_eq!(judge(Some((666, 10)), Some((10, 10)), None), Verdict::Diverged);
+        assert_eq!(judge(Some((1, 0)), None, None), Verdict::Diverged);
+        let pending = write(1, 20, 20);
+        assert_eq!(
+            judge(Some((666, 20)), Some((10, 10)), Some(&pending)),
             Verdict::Diverged
-        }
+        );
     }
 }
