@@ -4,7 +4,9 @@
 #   1. Rust unit tests and whole-cluster tests (cargo-nextest, else cargo test),
 #      container fault runs among them,
 #   2. doc examples,
-#   3. Python interop and harness tests (pytest, installed here if missing),
+#   3. every fuzz target for a short, bounded run from its seed corpus
+#      (fuzz/run.sh; KVS_FUZZ_SECONDS per target, default 15; 0 skips it),
+#   4. Python interop and harness tests (pytest, installed here if missing),
 #      the Docker backend and the Kubernetes manifests among them.
 # Without a Docker engine the container tests skip, unless CI is set.
 # Usage: ./test.sh [extra pytest arguments]
@@ -31,6 +33,12 @@ else
     cargo test --workspace --release --no-fail-fast
 fi
 cargo test --workspace --release --doc --quiet
+
+fuzz_seconds="${KVS_FUZZ_SECONDS:-15}"
+if [ "$fuzz_seconds" != 0 ]; then
+    echo "== fuzzing"
+    fuzz/run.sh "$fuzz_seconds"
+fi
 
 echo "== Python tests"
 if ! python3 -c 'import pytest' >/dev/null 2>&1; then

@@ -6,8 +6,8 @@
 # new code go to fuzz/grown/TARGET (not in git); later runs start from
 # those too. A crashing input is saved in fuzz/artifacts/TARGET/.
 #
-# Installs what it needs if missing: a nightly toolchain (rustup) and
-# cargo-fuzz (cargo install --locked).
+# Installs cargo-fuzz if missing (cargo install --locked); uses the nightly
+# toolchain if there is one, else the default one (see below).
 #
 # Usage: fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]   (default: 20 s, every target)
 # Longer runs, e.g. an hour each: fuzz/run.sh 3600
@@ -21,9 +21,14 @@ if [ ${#targets[@]} -eq 0 ]; then
     targets=(parse_call batch dispatch_server dispatch_frontend dispatch_proxy)
 fi
 
+# cargo-fuzz passes the compiler unstable flags: the nightly toolchain if
+# rustup has one, else the default toolchain with RUSTC_BOOTSTRAP=1 (which
+# lets a stable compiler take them; nothing is downloaded but cargo-fuzz).
+toolchain=(+nightly)
 if ! cargo +nightly --version >/dev/null 2>&1; then
-    echo "== installing a nightly toolchain (cargo-fuzz needs one)"
-    rustup toolchain install nightly --profile minimal
+    echo "no nightly toolchain: using the default one with RUSTC_BOOTSTRAP=1"
+    toolchain=()
+    export RUSTC_BOOTSTRAP=1
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "== installing cargo-fuzz"
@@ -38,7 +43,7 @@ flags=(-O -a -s "${KVS_FUZZ_SANITIZER:-none}")
 
 echo "== building the fuzz targets"
 started=$SECONDS
-cargo +nightly fuzz build "${flags[@]}"
+cargo "${toolchain[@]}" fuzz build "${flags[@]}"
 echo "built in $((SECONDS - started)) s"
 
 mkdir -p grown/logs
@@ -51,7 +56,7 @@ for target in "${targets[@]}"; do
     fi
     log="grown/logs/$target.log"
     echo "== fuzzing $target for $seconds s"
-    if cargo +nightly fuzz run "${flags[@]}" "$target" "grown/$target" "corpus/$target" -- "${options[@]}" >"$log" 2>&1; then
+    if cargo "${toolchain[@]}" fuzz run "${flags[@]}" "$target" "grown/$target" "corpus/$target" -- "${options[@]}" >"$log" 2>&1; then
         grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1 || true
     else
         echo "$target FAILED; the end of fuzz/$log:"
@@ -62,7 +67,7 @@ done
 
 if [ ${#failed[@]} -gt 0 ]; then
     echo "fuzzing found a crash in: ${failed[*]}; the inputs are in fuzz/artifacts/TARGET/;" \
-        "reproduce one with: (cd fuzz && cargo +nightly fuzz run ${flags[*]} TARGET artifacts/TARGET/FILE)" >&2
+        "reproduce one with: (cd fuzz && cargo ${toolchain[*]} fuzz run ${flags[*]} TARGET artifacts/TARGET/FILE)" >&2
     exit 1
 fi
 echo "== no crash in ${#targets[@]} targets, $seconds s each ($((SECONDS - started)) s in all)"

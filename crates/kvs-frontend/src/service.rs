@@ -107,36 +107,36 @@ impl Frontend {
     fn register_metrics(&self) {
         let registry = metrics();
         let shipped = self.log.shipped();
-        registry.register(
-            "replication_calls",
-            "applyBatch calls made to servers (one per server per batch)",
-            shipped.calls.clone(),
-        );
-        registry.register(
-            "replicated_entries",
-            "Writes carried by those calls, counted once per server",
-            shipped.entries.clone(),
-        );
+        let counts = &self.scrub.counts;
+        for (name, help, counter) in [
+            (
+                "replication_calls",
+                "applyBatch calls made to servers (one per server per batch)",
+                &shipped.calls,
+            ),
+            (
+                "replicated_entries",
+                "Writes carried by those calls, counted once per server",
+                &shipped.entries,
+            ),
+            ("scrub_passes", "Scrub passes over every active server", &counts.passes),
+            (
+                "scrub_ranges_differing",
+                "Key ranges whose digest differed from the committed state (looked at key by key)",
+                &counts.ranges_differing,
+            ),
+            (
+                "scrub_diverged",
+                "Servers found diverged from the committed state, and readmitted to be rebuilt",
+                &counts.diverged,
+            ),
+        ] {
+            registry.register(name, help, counter.clone());
+        }
         registry.register(
             "replication_round_trip_seconds",
             "Round trip of an acknowledged applyBatch call, by server",
             shipped.round_trip.clone(),
-        );
-        let counts = &self.scrub.counts;
-        registry.register(
-            "scrub_passes",
-            "Scrub passes over every active server",
-            counts.passes.clone(),
-        );
-        registry.register(
-            "scrub_ranges_differing",
-            "Key ranges whose digest differed from the committed state (looked at key by key)",
-            counts.ranges_differing.clone(),
-        );
-        registry.register(
-            "scrub_diverged",
-            "Servers found diverged from the committed state, and readmitted to be rebuilt",
-            counts.diverged.clone(),
         );
         registry.register(
             "catch_ups",
