@@ -16,13 +16,14 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use kvs_proto::{RpcError, ServerClient, ServerId, fault, reply};
+use kvs_proto::{RpcError, ServerId, fault, reply};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use thiserror::Error;
 
 use crate::committed::Committed;
 use crate::replication::{JoinError, ReplicationLog};
+use crate::transport::{Replica, ReplicaHandle};
 
 /// Why a server could not be added.
 #[derive(Debug, Error)]
@@ -80,7 +81,7 @@ impl CatchUp {
     pub async fn wait_until_answering(
         &self,
         id: ServerId,
-        client: &ServerClient,
+        client: &dyn Replica,
         limit: Duration,
     ) -> Result<(), CatchUpError> {
         const RETRY: Duration = Duration::from_millis(200);
@@ -101,14 +102,14 @@ impl CatchUp {
     /// Admits server `id`, reachable through `client`; returns once it is
     /// active. `force` takes the server over from whatever frontend it
     /// followed (see [`kvs_proto::fence`]).
-    pub async fn add(&self, id: ServerId, client: Arc<ServerClient>, force: bool) -> Result<(), CatchUpError> {
+    pub async fn add(&self, id: ServerId, client: ReplicaHandle, force: bool) -> Result<(), CatchUpError> {
         let outcome = self.admit(id, client, force).await;
         let label = if outcome.is_ok() { "done" } else { "failed" };
         self.outcomes.get_or_create(&[("outcome", label)]).inc();
         outcome
     }
 
-    async fn admit(&self, id: ServerId, client: Arc<ServerClient>, force: bool) -> Result<(), CatchUpError> {
+    async fn admit(&self, id: ServerId, client: ReplicaHandle, force: bool) -> Result<(), CatchUpError> {
         if force {
             client
                 .reset_store(true)
@@ -129,7 +130,7 @@ impl CatchUp {
             tracing::info!(server = id, dropped, "stale pairs dropped before catch-up");
         }
         let registration = self.log.register(id, Arc::clone(&client), boot)?;
-        if let Err(source) = self.send_snapshot(&client).await {
+        if let Err(source) = self.send_snapshot(client.as_ref()).await {
             self.log.abandon_join(id, registration.incarnation);
             return Err(CatchUpError::Transfer { id, source });
         }
@@ -151,7 +152,7 @@ impl CatchUp {
     }
 
     /// Sends every committed pair, in chunks.
-    pub async fn send_snapshot(&self, client: &ServerClient) -> Result<usize, RpcError> {
+    pub async fn send_snapshot(&self, client: &dyn Replica) -> Result<usize, RpcError> {
         let snapshot = self.committed.snapshot();
         for chunk in snapshot.chunks(self.chunk) {
             // Stable point 0: snapshot chunks and live writes still race.

@@ -65,16 +65,21 @@ impl Committed {
         self.pairs.len()
     }
 
-    /// Every committed pair as a versioned entry, for a joining server.
+    /// Every committed pair as a versioned entry, for a joining server,
+    /// ordered by key: the same chunks whatever the hash order, so a
+    /// simulation replays a catch-up exactly.
     pub fn snapshot(&self) -> Vec<Entry> {
-        self.pairs
+        let mut entries: Vec<Entry> = self
+            .pairs
             .iter()
             .map(|pair| Entry {
                 key: *pair.key(),
                 value: pair.value().0,
                 version: pair.value().1,
             })
-            .collect()
+            .collect();
+        entries.sort_unstable_by_key(|entry| entry.key);
+        entries
     }
 }
 

@@ -6,10 +6,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use kvs_proto::addr::{DEFAULT_SERVER_URL_TEMPLATE, FRONTEND_PORT, SERVER_PORT_BASE, server_url};
+use kvs_proto::ClusterSecret;
+use kvs_proto::addr::{DEFAULT_SERVER_URL_TEMPLATE, FRONTEND_PORT, SERVER_PORT_BASE};
 use kvs_proto::auth::{SecretArgs, SecretError};
 use kvs_proto::limits::Limits;
-use kvs_proto::{ClusterSecret, RpcError, ServerClient, ServerId};
+
+use crate::transport::HttpConnector;
 
 /// The kvs frontend: orders writes, replicates them, serves reads.
 #[derive(Debug, Clone, Parser)]
@@ -102,14 +104,14 @@ impl Config {
         Duration::from_millis(self.recovery_timeout_ms)
     }
 
-    /// A client for the server at `url`: calls time out after
-    /// `--rpc-timeout-ms` and show the cluster secret.
-    pub fn server_client(&self, url: &str) -> Result<ServerClient, RpcError> {
-        Ok(ServerClient::new(url, Some(self.rpc_timeout()))?.with_secret(self.secret.as_ref()))
-    }
-
-    /// The URL of server `id`, if the id maps to a valid port.
-    pub fn url_of(&self, id: ServerId) -> Option<String> {
-        server_url(&self.server_url, self.server_port_base, id)
+    /// The servers over XML-RPC: calls time out after `--rpc-timeout-ms`
+    /// and show the cluster secret.
+    pub fn connector(&self) -> HttpConnector {
+        HttpConnector {
+            server_url: self.server_url.clone(),
+            port_base: self.server_port_base,
+            timeout: self.rpc_timeout(),
+            secret: self.secret.clone(),
+        }
     }
 }

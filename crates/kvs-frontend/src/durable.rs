@@ -59,6 +59,16 @@ pub enum DurableError {
     Superseded { path: PathBuf, on_disk: u64, ours: u64 },
 }
 
+/// Where the record is kept: a [`DataDir`] in production, memory (that
+/// may be made to fail) in a simulation.
+pub trait RecordStore: Send + Sync {
+    /// The stored record, or an empty one on first start.
+    fn load(&self) -> Result<ClusterRecord, DurableError>;
+    /// Replaces the record atomically and durably, unless the stored one
+    /// has a newer epoch ([`DurableError::Superseded`]).
+    fn store(&self, record: &ClusterRecord) -> Result<(), DurableError>;
+}
+
 /// The frontend's data folder, locked for this process.
 #[derive(Debug, Clone)]
 pub struct DataDir {
@@ -99,9 +109,10 @@ impl DataDir {
     fn record_path(&self) -> PathBuf {
         self.dir.join(RECORD_FILE)
     }
+}
 
-    /// The stored record, or an empty one on first start.
-    pub fn load(&self) -> Result<ClusterRecord, DurableError> {
+impl RecordStore for DataDir {
+    fn load(&self) -> Result<ClusterRecord, DurableError> {
         let path = self.record_path();
         match fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| DurableError::Corrupt { path, source }),
@@ -110,9 +121,7 @@ impl DataDir {
         }
     }
 
-    /// Replaces the record atomically and durably, unless the one on disk
-    /// has a newer epoch (then this frontend has been superseded).
-    pub fn store(&self, record: &ClusterRecord) -> Result<(), DurableError> {
+    fn store(&self, record: &ClusterRecord) -> Result<(), DurableError> {
         let on_disk = self.load()?.epoch;
         let path = self.record_path();
         if on_disk > record.epoch {

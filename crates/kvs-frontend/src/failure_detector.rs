@@ -13,16 +13,16 @@
 //! frontend leads supersedes this one, and probing stops.
 
 use std::collections::HashSet;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kvs_proto::{ServerClient, ServerId, fault, reply};
+use kvs_proto::{ServerId, fault, reply};
 use parking_lot::Mutex;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::catch_up::CatchUp;
 use crate::replication::ReplicationLog;
+use crate::transport::ReplicaHandle;
 
 /// The heartbeat loop and its bookkeeping.
 pub struct FailureDetector {
@@ -45,16 +45,13 @@ impl FailureDetector {
         })
     }
 
-    /// Probes every server each interval until `stop` resolves.
-    pub async fn run(self: Arc<Self>, stop: impl Future<Output = ()>) {
+    /// Probes every server each interval, until the frontend's tasks stop.
+    pub async fn run(self: Arc<Self>) {
         let mut ticker = tokio::time::interval(self.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-        tokio::pin!(stop);
         loop {
-            tokio::select! {
-                _ = ticker.tick() => self.probe_all(),
-                () = &mut stop => return,
-            }
+            ticker.tick().await;
+            self.probe_all();
         }
     }
 
@@ -62,20 +59,23 @@ impl FailureDetector {
         if self.log.is_superseded() {
             return;
         }
+        self.log.retry_record();
         let (members, lost) = self.log.probe_targets();
         for (id, incarnation, client) in members {
             if self.claim(id) {
-                tokio::spawn(Arc::clone(self).probe_member(id, incarnation, client));
+                self.log
+                    .tasks()
+                    .spawn(Arc::clone(self).probe_member(id, incarnation, client));
             }
         }
         for (id, client) in lost {
             if self.claim(id) {
-                tokio::spawn(Arc::clone(self).probe_lost(id, client));
+                self.log.tasks().spawn(Arc::clone(self).probe_lost(id, client));
             }
         }
     }
 
-    async fn probe_member(self: Arc<Self>, id: ServerId, incarnation: u64, client: Arc<ServerClient>) {
+    async fn probe_member(self: Arc<Self>, id: ServerId, incarnation: u64, client: ReplicaHandle) {
         let sent_at = Instant::now();
         match tokio::time::timeout(self.timeout, client.heartbeat()).await {
             Ok(Ok(alive)) => {
@@ -97,7 +97,7 @@ impl FailureDetector {
         self.release(id);
     }
 
-    async fn probe_lost(self: Arc<Self>, id: ServerId, client: Arc<ServerClient>) {
+    async fn probe_lost(self: Arc<Self>, id: ServerId, client: ReplicaHandle) {
         match tokio::time::timeout(self.timeout, client.heartbeat()).await {
             Ok(Ok(_)) => {
                 tracing::info!(server = id, "lost server answers again; readmitting it");

@@ -13,9 +13,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kvs_proto::{ServerClient, ServerId};
+use kvs_proto::ServerId;
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
+
+use crate::transport::ReplicaHandle;
 
 /// Where a member stands.
 #[derive(Debug)]
@@ -33,7 +35,7 @@ pub enum Phase {
 /// One member server.
 #[derive(Debug)]
 pub struct Member {
-    pub client: Arc<ServerClient>,
+    pub client: ReplicaHandle,
     /// Tells this member's replicator apart from one of an earlier member
     /// with the same id.
     pub incarnation: u64,
@@ -75,7 +77,7 @@ impl Member {
 #[derive(Debug, Default)]
 pub struct Membership {
     members: BTreeMap<ServerId, Member>,
-    lost: BTreeMap<ServerId, Arc<ServerClient>>,
+    lost: BTreeMap<ServerId, ReplicaHandle>,
     next_incarnation: u64,
 }
 
@@ -132,7 +134,7 @@ impl Membership {
     }
 
     /// Forgets server `id`, member or lost; returns its client.
-    pub fn forget(&mut self, id: ServerId) -> Option<Arc<ServerClient>> {
+    pub fn forget(&mut self, id: ServerId) -> Option<ReplicaHandle> {
         if let Some(member) = self.members.remove(&id) {
             member.changed.notify_one();
             return Some(member.client);
@@ -142,7 +144,7 @@ impl Membership {
 
     /// Remembers a server as lost without it having been a member (a
     /// restarted frontend that cannot reach it yet).
-    pub fn add_lost(&mut self, id: ServerId, client: Arc<ServerClient>) {
+    pub fn add_lost(&mut self, id: ServerId, client: ReplicaHandle) {
         if !self.members.contains_key(&id) {
             self.lost.insert(id, client);
         }
@@ -154,12 +156,12 @@ impl Membership {
     }
 
     /// The client of server `id`, member or lost.
-    pub fn client_of(&self, id: ServerId) -> Option<&Arc<ServerClient>> {
+    pub fn client_of(&self, id: ServerId) -> Option<&ReplicaHandle> {
         self.members.get(&id).map(|m| &m.client).or_else(|| self.lost.get(&id))
     }
 
     /// The lost servers, for the failure detector to probe.
-    pub fn lost(&self) -> impl Iterator<Item = (ServerId, &Arc<ServerClient>)> + '_ {
+    pub fn lost(&self) -> impl Iterator<Item = (ServerId, &ReplicaHandle)> + '_ {
         self.lost.iter().map(|(id, client)| (*id, client))
     }
 

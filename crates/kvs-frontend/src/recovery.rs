@@ -27,14 +27,17 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use kvs_proto::{Fence, RpcError, ServerClient, ServerId, reply};
+use tokio::time::Instant;
+
+use kvs_proto::{Fence, ServerId, reply};
 use thiserror::Error;
 
 use crate::committed::Committed;
 use crate::config::Config;
-use crate::durable::{ClusterRecord, DataDir, DurableError};
+use crate::durable::{ClusterRecord, DurableError, RecordStore};
+use crate::transport::{ConnectError, Connector, ReplicaHandle};
 
 /// Pairs fetched per `dumpState` call.
 const DUMP_PAGE: i32 = 65_536;
@@ -51,10 +54,8 @@ pub enum RecoveryError {
          the acknowledged writes they hold (start them, or move the data folder away to start empty)"
     )]
     NoSource { ids: Vec<ServerId>, waited: Duration },
-    #[error("server {id}: {source}")]
-    Client { id: ServerId, source: RpcError },
-    #[error("server id {0} gives no valid address")]
-    BadId(ServerId),
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
 }
 
 /// What recovery found.
@@ -64,13 +65,17 @@ pub struct Recovered {
     pub committed: Arc<Committed>,
     /// Servers whose state was read (with their boot ids): they hold every
     /// acknowledged write.
-    pub sources: Vec<(ServerId, Arc<ServerClient>, Option<String>)>,
+    pub sources: Vec<(ServerId, ReplicaHandle, Option<String>)>,
     /// Every other server of the record, to readmit when it answers.
-    pub others: Vec<(ServerId, Arc<ServerClient>)>,
+    pub others: Vec<(ServerId, ReplicaHandle)>,
 }
 
 /// Reads the record, bumps the epoch and rebuilds the committed state.
-pub async fn recover(config: &Config, data: &DataDir) -> Result<Recovered, RecoveryError> {
+pub async fn recover(
+    config: &Config,
+    connector: &dyn Connector,
+    data: &dyn RecordStore,
+) -> Result<Recovered, RecoveryError> {
     let mut record: ClusterRecord = data.load()?;
     record.epoch += 1;
     if record.cluster == 0 {
@@ -85,12 +90,7 @@ pub async fn recover(config: &Config, data: &DataDir) -> Result<Recovered, Recov
 
     let mut clients = BTreeMap::new();
     for id in record.active.iter().chain(&record.lost) {
-        let url = config.url_of(*id).ok_or(RecoveryError::BadId(*id))?;
-        let client = config
-            .server_client(&url)
-            .map_err(|source| RecoveryError::Client { id: *id, source })?
-            .with_fence(fence);
-        clients.insert(*id, Arc::new(client));
+        clients.insert(*id, connector.connect(*id, fence)?);
     }
 
     let committed = Arc::new(Committed::default());

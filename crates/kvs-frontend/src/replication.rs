@@ -57,7 +57,7 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
 use kvs_proto::fence::READ_LEASE;
 use kvs_proto::metrics::{LatencyFamily, latency_histogram};
-use kvs_proto::{Entry, Fence, Key, RpcError, ServerClient, ServerId, Value, fault};
+use kvs_proto::{Entry, Fence, Key, RpcError, ServerId, Value, fault};
 use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
@@ -66,8 +66,10 @@ use tokio::sync::{Notify, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::committed::Committed;
-use crate::durable::{ClusterRecord, DataDir, DurableError};
+use crate::durable::{ClusterRecord, DurableError, RecordStore};
 use crate::membership::{Member, Membership, Phase};
+use crate::tasks::Tasks;
+use crate::transport::ReplicaHandle;
 
 /// Why a write was not acknowledged.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -76,6 +78,11 @@ pub enum WriteError {
     NoActiveServer,
     #[error("this frontend has been superseded by a newer one: the write was not acknowledged here")]
     Superseded,
+    #[error(
+        "the data folder cannot record the membership ({0}): writes are refused, and those in flight wait, \
+         until it can"
+    )]
+    Unrecorded(String),
 }
 
 /// Why a read was not answered.
@@ -113,6 +120,9 @@ struct LogState {
     members: Membership,
     /// The membership as last written to the data folder.
     recorded: ClusterRecord,
+    /// Why the current membership could not be written, while it cannot:
+    /// the commit point then stays where it is (see step 4).
+    unrecorded: Option<String>,
 }
 
 impl LogState {
@@ -140,11 +150,13 @@ pub struct ReplicationLog {
     /// Most replication calls in flight to one server.
     pipeline: usize,
     fence: Fence,
-    durable: Option<DataDir>,
+    durable: Option<Arc<dyn RecordStore>>,
     shipped: Shipped,
     leases: Leases,
     /// Set once a newer frontend has taken over (see step 7).
     superseded: AtomicBool,
+    /// The replicators, and every other task of this frontend.
+    tasks: Tasks,
 }
 
 /// Until when reads may be answered (step 7), readable without the lock.
@@ -195,7 +207,12 @@ pub struct Registration {
 impl ReplicationLog {
     /// An empty log whose versions start above `fence.epoch << 40`;
     /// membership changes are recorded in `durable` if given.
-    pub fn new(committed: Arc<Committed>, shipping: Shipping, fence: Fence, durable: Option<DataDir>) -> Arc<Self> {
+    pub fn new(
+        committed: Arc<Committed>,
+        shipping: Shipping,
+        fence: Fence,
+        durable: Option<Arc<dyn RecordStore>>,
+    ) -> Arc<Self> {
         let base = fence.base_version();
         let (appended, _) = watch::channel(base);
         let (commits, _) = watch::channel(base);
@@ -211,6 +228,7 @@ impl ReplicationLog {
                     epoch: fence.epoch,
                     ..ClusterRecord::default()
                 },
+                unrecorded: None,
             }),
             appended,
             commits,
@@ -226,6 +244,7 @@ impl ReplicationLog {
                 renewed: Notify::new(),
             },
             superseded: AtomicBool::new(false),
+            tasks: Tasks::default(),
         })
     }
 
@@ -247,6 +266,9 @@ impl ReplicationLog {
             if state.members.active_count() == 0 {
                 return Err(WriteError::NoActiveServer);
             }
+            if let Some(reason) = &state.unrecorded {
+                return Err(WriteError::Unrecorded(reason.clone()));
+            }
             state.last_seq += 1;
             let version = state.last_seq;
             state.slots.push_back(Slot {
@@ -264,13 +286,7 @@ impl ReplicationLog {
 
     /// Feeds one member until it fails or leaves: up to `pipeline` calls in
     /// flight, acknowledged strictly in the order they were sent.
-    async fn replicate(
-        self: Arc<Self>,
-        id: ServerId,
-        incarnation: u64,
-        client: Arc<ServerClient>,
-        changed: Arc<Notify>,
-    ) {
+    async fn replicate(self: Arc<Self>, id: ServerId, incarnation: u64, client: ReplicaHandle, changed: Arc<Notify>) {
         let mut appended = self.appended.subscribe();
         let mut commits = self.commits.subscribe();
         let mut in_flight = FuturesOrdered::new();
@@ -331,7 +347,10 @@ impl ReplicationLog {
                 in_flight.push_back(ship(Arc::clone(&client), stable, Vec::new(), 0));
                 continue;
             }
+            // Biased: acknowledgements first, and the same choice on every
+            // run (a simulation replays a seed exactly).
             tokio::select! {
+                biased;
                 Some((result, last, sent_at)) = in_flight.next(), if !in_flight.is_empty() => match result {
                     Ok(_) => {
                         self.shipped
@@ -371,8 +390,12 @@ impl ReplicationLog {
         self.advance_commit(&mut state);
     }
 
-    /// Commits every entry all active members hold, then truncates.
+    /// Commits every entry all active members hold, then truncates; not
+    /// while the membership is not on disk (step 4).
     fn advance_commit(&self, state: &mut LogState) {
+        if state.unrecorded.is_some() {
+            return;
+        }
         let Some(point) = state.members.commit_point() else {
             return;
         };
@@ -414,7 +437,7 @@ impl ReplicationLog {
 
     /// Forgets server `id` on request (`shutdownServer`), member or lost;
     /// returns its client.
-    pub fn remove(&self, id: ServerId) -> Option<Arc<ServerClient>> {
+    pub fn remove(&self, id: ServerId) -> Option<ReplicaHandle> {
         let mut state = self.state.lock();
         let client = state.members.forget(id)?;
         tracing::info!(server = id, "server removed from the cluster");
@@ -432,7 +455,7 @@ impl ReplicationLog {
 
     /// Remembers a server a restarted frontend could not reach, so the
     /// failure detector readmits it when it answers.
-    pub fn add_lost(&self, id: ServerId, client: Arc<ServerClient>) {
+    pub fn add_lost(&self, id: ServerId, client: ReplicaHandle) {
         let mut state = self.state.lock();
         state.members.add_lost(id, client);
         self.record(&mut state);
@@ -491,7 +514,7 @@ impl ReplicationLog {
     pub fn register(
         self: &Arc<Self>,
         id: ServerId,
-        client: Arc<ServerClient>,
+        client: ReplicaHandle,
         boot: Option<String>,
     ) -> Result<Registration, JoinError> {
         let (promoted_tx, promoted) = oneshot::channel();
@@ -520,7 +543,8 @@ impl ReplicationLog {
             state.members.insert(id, member);
             incarnation
         };
-        tokio::spawn(Arc::clone(self).replicate(id, incarnation, client, changed));
+        self.tasks
+            .spawn(Arc::clone(self).replicate(id, incarnation, client, changed));
         Ok(Registration { incarnation, promoted })
     }
 
@@ -528,7 +552,7 @@ impl ReplicationLog {
     /// source, which holds every acknowledged write and has been sent the
     /// recovered state (see [`crate::recovery`]).
     /// `boot` is the boot id it answered recovery with.
-    pub fn admit_recovered(self: &Arc<Self>, id: ServerId, client: Arc<ServerClient>, boot: Option<String>) {
+    pub fn admit_recovered(self: &Arc<Self>, id: ServerId, client: ReplicaHandle, boot: Option<String>) {
         let changed = Arc::new(Notify::new());
         let incarnation = {
             let mut state = self.state.lock();
@@ -548,7 +572,8 @@ impl ReplicationLog {
             self.refresh_lease(&state);
             incarnation
         };
-        tokio::spawn(Arc::clone(self).replicate(id, incarnation, client, changed));
+        self.tasks
+            .spawn(Arc::clone(self).replicate(id, incarnation, client, changed));
     }
 
     /// The snapshot reached member `id`: it becomes active as soon as it has
@@ -593,9 +618,11 @@ impl ReplicationLog {
 
     // ----- durability -------------------------------------------------------
 
-    /// Writes the membership to the data folder if it changed. A failed write
-    /// is logged loudly: the frontend keeps serving, but a restart could then
-    /// trust a stale record. A newer epoch on disk supersedes this frontend.
+    /// Writes the membership to the data folder if it changed. While a
+    /// write fails, the commit point stays where it is and new puts are
+    /// refused ([`WriteError::Unrecorded`]): a restart must never trust a
+    /// record that lists a server as holding writes it lacks. A newer epoch
+    /// on disk supersedes this frontend.
     fn record(&self, state: &mut LogState) {
         let Some(durable) = &self.durable else { return };
         if self.is_superseded() {
@@ -610,12 +637,33 @@ impl ReplicationLog {
             boots: state.members.active_boots(),
         };
         if record == state.recorded {
+            state.unrecorded = None;
             return;
         }
         match durable.store(&record) {
-            Ok(()) => state.recorded = record,
+            Ok(()) => {
+                if state.unrecorded.take().is_some() {
+                    tracing::info!("the membership is recorded again: commits go on");
+                }
+                state.recorded = record;
+            }
             Err(error @ DurableError::Superseded { .. }) => self.supersede_locked(state, &error),
-            Err(error) => tracing::error!(%error, "could not record the membership durably"),
+            Err(error) => {
+                if state.unrecorded.is_none() {
+                    tracing::error!(%error, "cannot record the membership: commits stop and puts are refused until it can");
+                }
+                state.unrecorded = Some(error.to_string());
+            }
+        }
+    }
+
+    /// Tries again to record a membership that could not be stored; once
+    /// it is, the commit point moves on. Called at every heartbeat round.
+    pub fn retry_record(&self) {
+        let mut state = self.state.lock();
+        if state.unrecorded.is_some() {
+            self.record(&mut state);
+            self.advance_commit(&mut state);
         }
     }
 
@@ -671,6 +719,11 @@ impl ReplicationLog {
                 return Err(ReadError::NoLease(READ_LEASE));
             }
         }
+    }
+
+    /// The frontend's background tasks (see [`Tasks`]).
+    pub fn tasks(&self) -> &Tasks {
+        &self.tasks
     }
 
     /// Whether a newer frontend has taken over.
@@ -746,12 +799,7 @@ impl ReplicationLog {
     /// Every member (id, incarnation, client) and every lost server (id,
     /// client), for the failure detector.
     #[allow(clippy::type_complexity)]
-    pub fn probe_targets(
-        &self,
-    ) -> (
-        Vec<(ServerId, u64, Arc<ServerClient>)>,
-        Vec<(ServerId, Arc<ServerClient>)>,
-    ) {
+    pub fn probe_targets(&self) -> (Vec<(ServerId, u64, ReplicaHandle)>, Vec<(ServerId, ReplicaHandle)>) {
         let state = self.state.lock();
         let members = state
             .members
@@ -783,7 +831,7 @@ impl ReplicationLog {
     }
 
     /// Every active member (id, incarnation, client), for the scrub.
-    pub fn active_members(&self) -> Vec<(ServerId, u64, Arc<ServerClient>)> {
+    pub fn active_members(&self) -> Vec<(ServerId, u64, ReplicaHandle)> {
         let state = self.state.lock();
         state
             .members
@@ -811,7 +859,7 @@ impl ReplicationLog {
     }
 
     /// The client of server `id`, member or lost.
-    pub fn client_of(&self, id: ServerId) -> Option<Arc<ServerClient>> {
+    pub fn client_of(&self, id: ServerId) -> Option<ReplicaHandle> {
         self.state.lock().members.client_of(id).map(Arc::clone)
     }
 }
@@ -819,7 +867,7 @@ impl ReplicationLog {
 /// One replication call; yields its outcome, the last version it carried
 /// and when it was sent.
 async fn ship(
-    client: Arc<ServerClient>,
+    client: ReplicaHandle,
     stable: u64,
     batch: Vec<Entry>,
     last: u64,

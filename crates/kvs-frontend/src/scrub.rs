@@ -29,12 +29,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kvs_proto::digest::range_bounds;
-use kvs_proto::{Entry, Key, RpcError, ServerClient, ServerId, Value};
+use kvs_proto::{Entry, Key, RpcError, ServerId, Value};
 use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
 
 use crate::committed::Committed;
 use crate::replication::ReplicationLog;
+use crate::transport::Replica;
 
 /// Pairs fetched per `dumpState` call while looking at a range.
 const DUMP_PAGE: i32 = 65_536;
@@ -97,23 +98,19 @@ impl Scrub {
         }
     }
 
-    /// Runs a pass every `interval` until `stop` resolves (never if zero).
-    pub async fn run(&self, interval: Duration, stop: impl std::future::Future<Output = ()>) {
+    /// Runs a pass every `interval` (never if zero), until the frontend's
+    /// tasks stop.
+    pub async fn run(self: Arc<Self>, interval: Duration) {
         if interval.is_zero() {
-            return stop.await;
+            return;
         }
-        tokio::pin!(stop);
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
         loop {
-            tokio::select! {
-                _ = ticker.tick() => {
-                    let report = self.pass().await;
-                    tracing::debug!(%report, "scrub pass");
-                }
-                () = &mut stop => return,
-            }
+            ticker.tick().await;
+            let report = self.pass().await;
+            tracing::debug!(%report, "scrub pass");
         }
     }
 
@@ -128,7 +125,7 @@ impl Scrub {
         let mut suspects = HashMap::new();
         for (id, incarnation, client) in self.log.active_members() {
             report.servers += 1;
-            match self.check(id, incarnation, &client, &ours, &mut suspects).await {
+            match self.check(id, incarnation, client.as_ref(), &ours, &mut suspects).await {
                 Ok((ranges, diverged)) => {
                     report.ranges_differing += ranges;
                     if let Some(reason) = diverged {
@@ -157,7 +154,7 @@ impl Scrub {
         &self,
         id: ServerId,
         incarnation: u64,
-        client: &ServerClient,
+        client: &dyn Replica,
         ours: &kvs_proto::digest::Digests,
         suspects: &mut HashMap<(ServerId, u64, Key), u64>,
     ) -> Result<(usize, Option<String>), RpcError> {

@@ -8,24 +8,26 @@ use kvs_proto::api::frontend::{
 };
 use kvs_proto::metrics::metrics;
 use kvs_proto::serve::{Handle, Methods, Readiness};
-use kvs_proto::{Fence, RpcError, ServerClient, ServerId, fault, reply};
+use kvs_proto::{Fence, RpcError, ServerId, fault, reply};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
 use crate::catch_up::{CatchUp, CatchUpError};
 use crate::committed::Committed;
 use crate::config::Config;
-use crate::durable::DataDir;
+use crate::durable::RecordStore;
 use crate::failure_detector::FailureDetector;
 use crate::recovery::{self, RecoveryError};
 use crate::replication::{JoinError, ReadError, ReplicationLog, Shipping, WriteError};
 use crate::scrub::Scrub;
+use crate::transport::{Connector, ReplicaHandle};
 
 /// The frontend: the log that orders and replicates writes, the committed
 /// state that serves reads, the catch-up procedure for new servers and the
 /// failure detector.
 pub struct Frontend {
     config: Config,
+    connector: Arc<dyn Connector>,
     log: Arc<ReplicationLog>,
     committed: Arc<Committed>,
     catch_up: Arc<CatchUp>,
@@ -49,8 +51,15 @@ struct Gauges {
 }
 
 impl Frontend {
-    /// A frontend with identity `fence` and `committed` as its state.
-    pub fn new(config: Config, fence: Fence, committed: Arc<Committed>, durable: Option<DataDir>) -> Self {
+    /// A frontend with identity `fence` and `committed` as its state,
+    /// reaching servers through `connector`.
+    pub fn new(
+        config: Config,
+        connector: Arc<dyn Connector>,
+        fence: Fence,
+        committed: Arc<Committed>,
+        durable: Option<Arc<dyn RecordStore>>,
+    ) -> Self {
         let shipping = Shipping {
             max_batch: config.max_batch,
             pipeline: config.pipeline,
@@ -70,6 +79,7 @@ impl Frontend {
         let scrub = Arc::new(Scrub::new(Arc::clone(&log), Arc::clone(&committed)));
         let frontend = Frontend {
             config,
+            connector,
             log,
             committed,
             catch_up,
@@ -82,11 +92,15 @@ impl Frontend {
     }
 
     /// Rebuilds a frontend from its data folder and the servers (see [`crate::recovery`]).
-    pub async fn recover(config: Config, data: DataDir) -> Result<Self, RecoveryError> {
-        let recovered = recovery::recover(&config, &data).await?;
-        let frontend = Frontend::new(config, recovered.fence, recovered.committed, Some(data));
+    pub async fn recover(
+        config: Config,
+        connector: Arc<dyn Connector>,
+        data: Arc<dyn RecordStore>,
+    ) -> Result<Self, RecoveryError> {
+        let recovered = recovery::recover(&config, connector.as_ref(), data.as_ref()).await?;
+        let frontend = Frontend::new(config, connector, recovered.fence, recovered.committed, Some(data));
         for (id, client, boot) in recovered.sources {
-            match frontend.catch_up.send_snapshot(&client).await {
+            match frontend.catch_up.send_snapshot(client.as_ref()).await {
                 Ok(pairs) => {
                     tracing::info!(server = id, pairs, "recovered state sent; server active");
                     frontend.log.admit_recovered(id, client, boot);
@@ -207,16 +221,20 @@ impl Frontend {
         }
     }
 
-    /// Runs the heartbeat loop and the periodic scrub until `stop` resolves.
-    pub async fn watch_servers(&self, stop: impl std::future::Future<Output = ()>) {
-        let stop = futures_util::FutureExt::shared(Box::pin(stop));
-        tokio::join!(
-            Arc::clone(&self.detector).run(stop.clone()),
-            self.scrub.run(self.config.scrub_interval(), stop),
-        );
+    /// Starts the heartbeat loop and the periodic scrub.
+    pub fn start(&self) {
+        let tasks = self.log.tasks();
+        tasks.spawn(Arc::clone(&self.detector).run());
+        tasks.spawn(Arc::clone(&self.scrub).run(self.config.scrub_interval()));
     }
 
-    fn member(&self, id: ServerId) -> Result<Arc<ServerClient>, Fault> {
+    /// Stops every background task (replicators, probes, catch-ups, the
+    /// scrub) and waits until they have ended.
+    pub async fn shutdown(&self) {
+        self.log.tasks().shutdown().await;
+    }
+
+    fn member(&self, id: ServerId) -> Result<ReplicaHandle, Fault> {
         self.log.client_of(id).ok_or_else(|| unknown_server(id))
     }
 }
@@ -304,20 +322,16 @@ impl Frontend {
                 format!("server id {id} is negative"),
             ));
         }
-        let url = self
-            .config
-            .url_of(id)
-            .ok_or_else(|| Fault::new(fault::INVALID_REQUEST, format!("server id {id} gives no valid address")))?;
         let client = self
-            .config
-            .server_client(&url)
-            .map_err(|e| Fault::new(fault::INVALID_REQUEST, e.to_string()))?
-            .with_fence(self.log.fence());
+            .connector
+            .connect(id, self.log.fence())
+            .map_err(|e| Fault::new(fault::INVALID_REQUEST, e.to_string()))?;
         self.catch_up
-            .wait_until_answering(id, &client, self.config.add_server_wait())
+            .wait_until_answering(id, client.as_ref(), self.config.add_server_wait())
             .await?;
-        self.catch_up.add(id, Arc::new(client), force).await?;
-        tracing::info!(server = id, %url, adopted = force, "server added");
+        let address = client.address().to_owned();
+        self.catch_up.add(id, client, force).await?;
+        tracing::info!(server = id, %address, adopted = force, "server added");
         Ok(reply::SUCCESS.to_owned())
     }
 }
@@ -367,9 +381,10 @@ fn server_fault(id: ServerId, error: &RpcError) -> Fault {
 
 impl From<WriteError> for Fault {
     fn from(error: WriteError) -> Self {
-        match error {
+        match &error {
             WriteError::NoActiveServer => Fault::new(fault::NO_ACTIVE_SERVER, error.to_string()),
             WriteError::Superseded => Fault::new(fault::SUPERSEDED, error.to_string()),
+            WriteError::Unrecorded(_) => Fault::new(fault::NOT_RECORDED, error.to_string()),
         }
     }
 }

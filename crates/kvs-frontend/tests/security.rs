@@ -16,6 +16,7 @@ use kvs_bench::history::{Call, History, Outcome};
 use kvs_bench::procs::Proc;
 use kvs_proto::batch::Entry;
 use kvs_proto::fence::EPOCH_SHIFT;
+use kvs_proto::replica::Replica;
 use kvs_proto::{ClusterSecret, Fence, FrontendClient, RpcError, ServerClient, fault};
 use tokio::process::Command;
 

@@ -39,6 +39,14 @@ pub enum RpcError {
     InvalidUrl { url: String, reason: String },
 }
 
+/// A fault answered in-process (see `kvs_server::LocalReplica`) reaches
+/// the caller as one answered over HTTP would.
+impl From<Fault> for RpcError {
+    fn from(fault: Fault) -> Self {
+        RpcError::Fault(fault)
+    }
+}
+
 impl RpcError {
     /// The fault, if the peer answered with one.
     pub fn fault(&self) -> Option<&Fault> {
@@ -274,37 +282,23 @@ impl ServerClient {
         let fence = self.fence.clone();
         self.rpc.call(&server::ResetStore { fence, force }).await
     }
-    /// Every versioned pair the server holds, fetched `page` pairs at a time.
-    pub async fn dump_state(&self, page: i32) -> Result<Vec<Entry>, RpcError> {
-        self.dump_range(Key::MIN, Key::MAX, page).await
-    }
     /// The server's digests by key range.
     pub async fn digest(&self) -> Result<Digests, RpcError> {
         let fence = self.fence.clone();
         let bytes = self.rpc.call(&server::Digest { fence }).await?;
         Digests::decode(&bytes).map_err(|e| self.rpc.bad_reply(e.to_string()))
     }
-    /// The server's versioned pairs with keys in `first ..= last`, ordered by key.
-    pub async fn dump_range(&self, first: Key, last: Key, page: i32) -> Result<Vec<Entry>, RpcError> {
-        let page = page.max(1);
-        let mut entries = Vec::new();
-        let mut start_key = first;
-        loop {
-            let call = server::DumpState {
-                fence: self.fence.clone(),
-                start_key,
-                limit: page,
-            };
-            let bytes = self.rpc.call(&call).await?;
-            let chunk = batch::decode(&bytes).map_err(|e| self.rpc.bad_reply(e.to_string()))?;
-            let full = chunk.len() >= page as usize;
-            let next = chunk.last().map(|entry| entry.key);
-            entries.extend(chunk.into_iter().take_while(|entry| entry.key <= last));
-            match next {
-                Some(key) if full && key < last => start_key = key + 1,
-                _ => return Ok(entries),
-            }
-        }
+    /// Up to `limit` versioned pairs with key ≥ `start_key`, ordered by
+    /// key (one `dumpState` call; see [`crate::replica::Replica::dump_range`]
+    /// for all pairs in a range).
+    pub async fn dump_page(&self, start_key: Key, limit: i32) -> Result<Vec<Entry>, RpcError> {
+        let call = server::DumpState {
+            fence: self.fence.clone(),
+            start_key,
+            limit,
+        };
+        let bytes = self.rpc.call(&call).await?;
+        batch::decode(&bytes).map_err(|e| self.rpc.bad_reply(e.to_string()))
     }
     pub async fn put(&self, key: Key, value: Value) -> Result<String, RpcError> {
         self.rpc.call(&server::Put { key, value }).await

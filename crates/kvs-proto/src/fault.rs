@@ -30,3 +30,7 @@ pub const SUPERSEDED: i32 = 10;
 pub const OTHER_CLUSTER: i32 = 11;
 /// The server's current frontend holds a lease on it: a newer one retries.
 pub const LEASE_HELD: i32 = 12;
+/// The frontend's data folder cannot record a membership change: it
+/// commits nothing and refuses puts until it can (a disk full, read-only
+/// or failing). Puts in flight wait; reads are still answered.
+pub const NOT_RECORDED: i32 = 13;

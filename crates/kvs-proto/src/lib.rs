@@ -24,6 +24,7 @@ pub mod fence;
 pub mod limits;
 pub mod metrics;
 pub mod process;
+pub mod replica;
 pub mod reply;
 pub mod rpc;
 pub mod serve;

@@ -1,16 +1,12 @@
-//! `kvs-server`: one replica of the key-value store.
+//! The `kvs-server` binary: one replica of the key-value store (the
+//! replica itself is the library, [`kvs_server`]).
 //!
 //! Started as `kvs-server -i ID` (or `SERVER_ID=ID`), it listens on
 //! `9000 + ID` and answers the frontend's replication calls and the course
 //! skeleton's methods. It exits cleanly on `shutdownServer`, SIGTERM or SIGINT.
 //! With `--join URL` it enrols itself with the frontend there, and leaves on
-//! SIGTERM ([`enrolment`]). Every option also comes from an environment
+//! SIGTERM (`kvs_server::enrolment`). Every option also comes from an environment
 //! variable, as a container or pod sets them.
-
-mod enrolment;
-mod following;
-mod service;
-mod store;
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
@@ -27,8 +23,8 @@ use kvs_proto::serve::Probes;
 use prometheus_client::metrics::gauge::Gauge;
 use thiserror::Error;
 
-use crate::enrolment::Enrolment;
-use crate::service::ReplicaService;
+use kvs_server::enrolment::Enrolment;
+use kvs_server::service::{self, ReplicaService};
 
 /// Why the server could not start or stopped serving.
 #[derive(Debug, Error)]

@@ -29,10 +29,17 @@ pub struct ReplicaService {
 }
 
 impl ReplicaService {
+    /// A replica with an empty store and a fresh boot id.
     pub fn new(id: i32) -> Self {
+        Self::with_boot(id, boot_id())
+    }
+
+    /// A replica that answers heartbeats with `boot` (a simulation's
+    /// restarted replica gets a new one of its choosing).
+    pub fn with_boot(id: i32, boot: String) -> Self {
         ReplicaService {
             id,
-            boot: boot_id(),
+            boot,
             following: Following::default(),
             store: RwLock::new(Store::default()),
             shutdown: Notify::new(),
