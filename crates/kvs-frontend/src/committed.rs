@@ -65,6 +65,11 @@ impl Committed {
         self.pairs.len()
     }
 
+    /// Whether no key holds a committed value.
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
     /// Every committed pair as a versioned entry, for a joining server,
     /// ordered by key: the same chunks whatever the hash order, so a
     /// simulation replays a catch-up exactly.

@@ -99,6 +99,11 @@ impl Store {
         self.settled.len() + self.recent.len() - shadowing
     }
 
+    /// Whether the store holds no pair.
+    pub fn is_empty(&self) -> bool {
+        self.settled.is_empty() && self.recent.is_empty()
+    }
+
     /// Drops every pair and forgets the stable point (a catch-up follows);
     /// returns how many pairs there were.
     pub fn clear(&mut self) -> usize {
