@@ -18,7 +18,10 @@
 //!   their own (kills, pauses and partitions of containers);
 //! - [`footprint`]: memory per key and catch-up time at 1M keys;
 //! - [`check`]: a fault-injection run whose history is checked for
-//!   linearizability ([`history`], [`checker`]).
+//!   linearizability ([`history`], [`checker`]);
+//! - [`simulate`]: the real frontend and replica code in simulated time,
+//!   under a seeded scheduler of network and process faults, every history
+//!   checked the same way.
 
 pub mod baseline;
 pub mod check;
@@ -38,4 +41,5 @@ pub mod plot;
 pub mod procs;
 pub mod raw_client;
 pub mod results;
+pub mod simulate;
 pub mod workload;

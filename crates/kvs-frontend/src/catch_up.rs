@@ -25,6 +25,9 @@ use crate::committed::Committed;
 use crate::replication::{JoinError, ReplicationLog};
 use crate::transport::{Replica, ReplicaHandle};
 
+/// Pairs fetched per `dumpState` call from a revived server.
+const REVIVE_PAGE: i32 = 65_536;
+
 /// Why a server could not be added.
 #[derive(Debug, Error)]
 pub enum CatchUpError {
@@ -36,6 +39,8 @@ pub enum CatchUpError {
     Transfer { id: ServerId, source: RpcError },
     #[error("server {0} failed while catching up, or no active server was left")]
     Dropped(ServerId),
+    #[error("server {0} holds every acknowledged write and the data folder cannot record that it is emptied")]
+    Unrecorded(ServerId),
 }
 
 impl CatchUpError {
@@ -45,7 +50,7 @@ impl CatchUpError {
             CatchUpError::Unreachable { source, .. } | CatchUpError::Transfer { source, .. } => {
                 source.fault().map(|f| f.code())
             }
-            CatchUpError::Join(_) | CatchUpError::Dropped(_) => None,
+            CatchUpError::Join(_) | CatchUpError::Dropped(_) | CatchUpError::Unrecorded(_) => None,
         }
     }
 }
@@ -122,6 +127,9 @@ impl CatchUp {
             .await
             .map_err(|source| self.refused(CatchUpError::Unreachable { id, source }))?;
         let boot = reply::boot_of(&alive).map(str::to_owned);
+        if !self.log.release_holder(id) {
+            return Err(CatchUpError::Unrecorded(id));
+        }
         let dropped = client
             .reset_store(false)
             .await
@@ -149,6 +157,29 @@ impl CatchUp {
             self.log.supersede(&error);
         }
         error
+    }
+
+    /// Brings back server `id`, which still holds every acknowledged write,
+    /// while no server is active (see [`crate::replication::Readmission`]):
+    /// its pairs are merged into the committed state (highest version
+    /// wins, as in a restarted frontend's recovery), the merged state is
+    /// sent to it, and it is active at once.
+    pub async fn revive(&self, id: ServerId, client: ReplicaHandle, boot: Option<String>) -> Result<(), CatchUpError> {
+        let held = client
+            .dump_state(REVIVE_PAGE)
+            .await
+            .map_err(|source| self.refused(CatchUpError::Transfer { id, source }))?;
+        held.iter().for_each(|entry| self.committed.merge(entry));
+        self.send_snapshot(client.as_ref())
+            .await
+            .map_err(|source| self.refused(CatchUpError::Transfer { id, source }))?;
+        tracing::info!(
+            server = id,
+            pairs = held.len(),
+            "server revived: it held every acknowledged write"
+        );
+        self.log.admit_recovered(id, client, boot);
+        Ok(())
     }
 
     /// Sends every committed pair, in chunks.

@@ -21,7 +21,7 @@ use parking_lot::Mutex;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::catch_up::CatchUp;
-use crate::replication::ReplicationLog;
+use crate::replication::{Readmission, ReplicationLog};
 use crate::transport::ReplicaHandle;
 
 /// The heartbeat loop and its bookkeeping.
@@ -99,9 +99,27 @@ impl FailureDetector {
 
     async fn probe_lost(self: Arc<Self>, id: ServerId, client: ReplicaHandle) {
         match tokio::time::timeout(self.timeout, client.heartbeat()).await {
-            Ok(Ok(_)) => {
-                tracing::info!(server = id, "lost server answers again; readmitting it");
-                match self.catch_up.add(id, client, false).await {
+            Ok(Ok(alive)) => {
+                let boot = reply::boot_of(&alive);
+                let outcome = match self.log.readmission(id, boot) {
+                    Readmission::CatchUp => {
+                        tracing::info!(server = id, "lost server answers again; readmitting it");
+                        self.catch_up.add(id, client, false).await
+                    }
+                    Readmission::Revive => {
+                        tracing::info!(server = id, "lost server answers again; reviving it");
+                        self.catch_up.revive(id, client, boot.map(str::to_owned)).await
+                    }
+                    Readmission::Wait => {
+                        tracing::debug!(
+                            server = id,
+                            "another server holding every acknowledged write comes back first"
+                        );
+                        self.release(id);
+                        return;
+                    }
+                };
+                match outcome {
                     Ok(()) => tracing::info!(server = id, "server readmitted"),
                     Err(error) => tracing::warn!(server = id, %error, "readmission failed"),
                 }

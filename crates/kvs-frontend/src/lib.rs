@@ -22,6 +22,7 @@ pub mod recovery;
 pub mod replication;
 pub mod scrub;
 pub mod service;
+pub mod signal;
 pub mod tasks;
 pub mod transport;
 

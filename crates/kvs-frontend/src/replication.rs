@@ -48,7 +48,7 @@
 //!    fail with fault `SUPERSEDED`, replication and probes stop, and
 //!    nothing more is recorded.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Display;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -62,19 +62,20 @@ use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use thiserror::Error;
-use tokio::sync::{Notify, oneshot, watch};
+use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
 use crate::committed::Committed;
 use crate::durable::{ClusterRecord, DurableError, RecordStore};
 use crate::membership::{Member, Membership, Phase};
+use crate::signal::Signal;
 use crate::tasks::Tasks;
 use crate::transport::ReplicaHandle;
 
 /// Why a write was not acknowledged.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum WriteError {
-    #[error("no active server: the write was not stored")]
+    #[error("no active server: the write was not acknowledged")]
     NoActiveServer,
     #[error("this frontend has been superseded by a newer one: the write was not acknowledged here")]
     Superseded,
@@ -120,6 +121,12 @@ struct LogState {
     members: Membership,
     /// The membership as last written to the data folder.
     recorded: ClusterRecord,
+    /// The servers known to hold every acknowledged write, with their boot
+    /// ids where known: the active ones, or, while none is active (no write
+    /// can be acknowledged then), the last active ones that have been
+    /// neither reset nor removed since. The record lists these as `active`,
+    /// the servers a restarted frontend recovers from.
+    holders: BTreeMap<ServerId, Option<String>>,
     /// Why the current membership could not be written, while it cannot:
     /// the commit point then stays where it is (see step 4).
     unrecorded: Option<String>,
@@ -142,9 +149,9 @@ impl LogState {
 pub struct ReplicationLog {
     state: Mutex<LogState>,
     /// The last appended sequence number; replicators wait on it.
-    appended: watch::Sender<u64>,
+    appended: Signal,
     /// The commit point; replicators ahead of it wait on it.
-    commits: watch::Sender<u64>,
+    commits: Signal,
     committed: Arc<Committed>,
     max_batch: usize,
     /// Most replication calls in flight to one server.
@@ -198,6 +205,21 @@ impl Default for Shipped {
     }
 }
 
+/// How a lost server that answers again comes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readmission {
+    /// Emptied and sent the committed state ([`crate::catch_up`]).
+    CatchUp,
+    /// No server is active and this one still holds every acknowledged
+    /// write: its state is merged into the committed state, as a restarted
+    /// frontend's recovery does, and it is active again at once. (Emptying
+    /// it would leave the record no server to recover from.)
+    Revive,
+    /// No server is active, and another one holds every acknowledged
+    /// write: that one comes back first.
+    Wait,
+}
+
 /// A joining member's registration: where its snapshot must start.
 pub struct Registration {
     pub incarnation: u64,
@@ -214,8 +236,6 @@ impl ReplicationLog {
         durable: Option<Arc<dyn RecordStore>>,
     ) -> Arc<Self> {
         let base = fence.base_version();
-        let (appended, _) = watch::channel(base);
-        let (commits, _) = watch::channel(base);
         Arc::new(ReplicationLog {
             state: Mutex::new(LogState {
                 slots: VecDeque::new(),
@@ -228,10 +248,11 @@ impl ReplicationLog {
                     epoch: fence.epoch,
                     ..ClusterRecord::default()
                 },
+                holders: BTreeMap::new(),
                 unrecorded: None,
             }),
-            appended,
-            commits,
+            appended: Signal::new(base),
+            commits: Signal::new(base),
             committed,
             max_batch: shipping.max_batch.max(1),
             pipeline: shipping.pipeline.max(1),
@@ -277,7 +298,7 @@ impl ReplicationLog {
             });
             version
         };
-        self.appended.send_modify(|last| *last = (*last).max(seq));
+        self.appended.raise(seq);
         // A dropped sender means the log itself went away: the write is not known to be stored.
         done.await.unwrap_or(Err(WriteError::NoActiveServer))
     }
@@ -287,8 +308,8 @@ impl ReplicationLog {
     /// Feeds one member until it fails or leaves: up to `pipeline` calls in
     /// flight, acknowledged strictly in the order they were sent.
     async fn replicate(self: Arc<Self>, id: ServerId, incarnation: u64, client: ReplicaHandle, changed: Arc<Notify>) {
-        let mut appended = self.appended.subscribe();
-        let mut commits = self.commits.subscribe();
+        let mut appended = self.appended.watch();
+        let mut commits = self.commits.watch();
         let mut in_flight = FuturesOrdered::new();
         // The last version sent (in flight or acknowledged).
         let mut sent = 0;
@@ -298,8 +319,8 @@ impl ReplicationLog {
         loop {
             // Mark the current values seen first, so a change after the look
             // at the log below wakes the wait at the bottom.
-            appended.borrow_and_update();
-            commits.borrow_and_update();
+            appended.mark_seen();
+            commits.mark_seen();
             let (batch, ahead, stable) = {
                 let state = self.state.lock();
                 if self.is_superseded() {
@@ -364,8 +385,8 @@ impl ReplicationLog {
                         return;
                     }
                 },
-                appended_now = appended.changed(), if !hold => if appended_now.is_err() { return },
-                committed_now = commits.changed(), if hold => if committed_now.is_err() { return },
+                () = appended.changed(), if !hold => {}
+                () = commits.changed(), if hold => {}
                 () = changed.notified() => {}
             }
         }
@@ -440,6 +461,7 @@ impl ReplicationLog {
     pub fn remove(&self, id: ServerId) -> Option<ReplicaHandle> {
         let mut state = self.state.lock();
         let client = state.members.forget(id)?;
+        state.holders.remove(&id);
         tracing::info!(server = id, "server removed from the cluster");
         self.after_removal(&mut state);
         Some(client)
@@ -498,11 +520,7 @@ impl ReplicationLog {
 
     /// Wakes the replicators waiting for the commit point to reach them.
     fn publish_commit(&self, commit: u64) {
-        self.commits.send_if_modified(|published| {
-            let moved = *published != commit;
-            *published = commit;
-            moved
-        });
+        self.commits.raise(commit);
     }
 
     // ----- 5. join --------------------------------------------------------
@@ -629,12 +647,20 @@ impl ReplicationLog {
             return;
         }
         let (active, lost) = state.members.record_ids();
+        if !active.is_empty() {
+            let boots = state.members.active_boots();
+            state.holders = active.iter().map(|id| (*id, boots.get(id).cloned())).collect();
+        }
         let record = ClusterRecord {
             cluster: self.fence.cluster,
             epoch: self.fence.epoch,
-            active,
-            lost,
-            boots: state.members.active_boots(),
+            active: state.holders.keys().copied().collect(),
+            lost: lost.into_iter().filter(|id| !state.holders.contains_key(id)).collect(),
+            boots: state
+                .holders
+                .iter()
+                .filter_map(|(id, boot)| Some((*id, boot.clone()?)))
+                .collect(),
         };
         if record == state.recorded {
             state.unrecorded = None;
@@ -654,6 +680,60 @@ impl ReplicationLog {
                 }
                 state.unrecorded = Some(error.to_string());
             }
+        }
+    }
+
+    /// A restarted frontend's recovery sources: they hold every
+    /// acknowledged write (see [`crate::recovery`]).
+    pub fn set_holders(&self, holders: BTreeMap<ServerId, Option<String>>) {
+        self.state.lock().holders = holders;
+    }
+
+    /// Server `id` is about to be emptied for a catch-up: it stops counting
+    /// as holding every acknowledged write, on disk first (the record on
+    /// disk may lag the membership while the disk fails). False if the
+    /// record on disk still lists it: the server must not be emptied then.
+    pub fn release_holder(&self, id: ServerId) -> bool {
+        let mut state = self.state.lock();
+        let held = state.holders.remove(&id);
+        if held.is_none() && !state.recorded.active.contains(&id) {
+            return true;
+        }
+        self.record(&mut state);
+        let released = !state.recorded.active.contains(&id);
+        if let (false, Some(boot)) = (released, held) {
+            state.holders.insert(id, boot);
+        }
+        released
+    }
+
+    /// How lost server `id`, answering with `boot`, is to be readmitted.
+    pub fn readmission(&self, id: ServerId, boot: Option<&str>) -> Readmission {
+        let mut state = self.state.lock();
+        if state.members.active_count() > 0 {
+            return Readmission::CatchUp;
+        }
+        if let Some(recorded) = state.holders.get(&id) {
+            if recorded.is_none() || recorded.as_deref() == boot {
+                // The other members (joining) were fed from a state the
+                // revival will change: let them fail first.
+                return if state.members.ids().next().is_none() {
+                    Readmission::Revive
+                } else {
+                    Readmission::Wait
+                };
+            }
+            tracing::warn!(
+                server = id,
+                "a server holding every acknowledged write restarted: it holds nothing now"
+            );
+            state.holders.remove(&id);
+            self.record(&mut state);
+        }
+        if state.holders.is_empty() {
+            Readmission::CatchUp
+        } else {
+            Readmission::Wait
         }
     }
 

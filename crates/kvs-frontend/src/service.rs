@@ -99,6 +99,13 @@ impl Frontend {
     ) -> Result<Self, RecoveryError> {
         let recovered = recovery::recover(&config, connector.as_ref(), data.as_ref()).await?;
         let frontend = Frontend::new(config, connector, recovered.fence, recovered.committed, Some(data));
+        frontend.log.set_holders(
+            recovered
+                .sources
+                .iter()
+                .map(|(id, _, boot)| (*id, boot.clone()))
+                .collect(),
+        );
         for (id, client, boot) in recovered.sources {
             match frontend.catch_up.send_snapshot(client.as_ref()).await {
                 Ok(pairs) => {
@@ -417,6 +424,7 @@ impl From<CatchUpError> for Fault {
             CatchUpError::Unreachable { .. } | CatchUpError::Transfer { .. } | CatchUpError::Dropped(_) => {
                 fault::SERVER_UNREACHABLE
             }
+            CatchUpError::Unrecorded(_) => fault::NOT_RECORDED,
         });
         Fault::new(code, error.to_string())
     }

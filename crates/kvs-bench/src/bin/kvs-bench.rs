@@ -50,6 +50,31 @@ enum Command {
     Check(CheckArgs),
     /// Memory per key of the frontend and a server, and catch-up time, at KEYS keys.
     Footprint(FootprintArgs),
+    /// The real frontend and replica code in simulated time under seeded faults,
+    /// every history checked for linearizability.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SimulateArgs {
+    /// How many schedules (seeds FIRST_SEED, FIRST_SEED + 1, …).
+    #[arg(long, default_value_t = 1000)]
+    seeds: u64,
+    /// The first seed.
+    #[arg(long, default_value_t = 1)]
+    first_seed: u64,
+    /// Replay this one schedule and print its whole history.
+    #[arg(long, conflicts_with_all = ["seeds", "first_seed"])]
+    seed: Option<u64>,
+    /// Threads running schedules [default: the cores here].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Fault kinds the nemesis may inject [default: all].
+    #[arg(long, value_delimiter = ',')]
+    faults: Option<Vec<kvs_bench::simulate::FaultKind>>,
+    /// Simulated seconds the clients run in each schedule.
+    #[arg(long, default_value_t = 6)]
+    duration: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -105,14 +130,97 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    kvs_proto::process::init_logging_with_default("warn");
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    // A simulation's processes log in simulated time, thousands of times:
+    // silent unless RUST_LOG asks.
+    let quiet = matches!(cli.command, Command::Simulate(_));
+    kvs_proto::process::init_logging_with_default(if quiet { "off" } else { "warn" });
+    match cli.command {
         Command::Check(args) => run_check(args).await,
         Command::Load(args) => commands::load(args).await,
         Command::Run(args) => commands::load(args.run_phase_only()).await,
         Command::Floor(args) => commands::floor(args).await,
         Command::Compare(args) => commands::compare(args).await,
         Command::Footprint(args) => run_footprint(args).await,
+        Command::Simulate(args) => match tokio::task::spawn_blocking(move || run_simulate(args)).await {
+            Ok(code) => code,
+            Err(error) => {
+                eprintln!("simulate: {error}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+fn run_simulate(args: SimulateArgs) -> ExitCode {
+    use kvs_bench::simulate::{self, SimSpec};
+    let mut spec = SimSpec {
+        duration: Duration::from_secs(args.duration),
+        ..SimSpec::default()
+    };
+    if let Some(faults) = args.faults {
+        spec.faults = faults;
+    }
+    if let Some(seed) = args.seed {
+        return match simulate::run_schedule(seed, &spec) {
+            Ok(schedule) => {
+                for operation in &schedule.history.operations {
+                    println!("{operation}");
+                }
+                println!(
+                    "schedule {seed}: {} operations, {} faults,{} {}",
+                    schedule.history.len(),
+                    schedule.faults,
+                    if schedule.unrecoverable { " unrecoverable," } else { "" },
+                    match &schedule.verdict {
+                        Ok(()) => "linearizable".to_owned(),
+                        Err(failure) => failure.to_string(),
+                    }
+                );
+                if schedule.verdict.is_ok() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            Err(error) => {
+                eprintln!("simulate: {error}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let started = std::time::Instant::now();
+    match simulate::run_seeds(args.first_seed, args.seeds, threads, &spec) {
+        Ok(summary) => {
+            for (seed, failure) in &summary.failures {
+                println!("seed {seed} failed (replay with --seed {seed}):\n{failure}");
+            }
+            println!(
+                "{} operations in {:.1} s on {threads} threads; {} schedules unrecoverable (every server holding \
+                 the acknowledged writes lost them){}",
+                summary.operations,
+                started.elapsed().as_secs_f64(),
+                summary.unrecoverable.len(),
+                if summary.unrecoverable.is_empty() {
+                    String::new()
+                } else {
+                    format!(": seeds {:?}", summary.unrecoverable)
+                }
+            );
+            println!("{summary}");
+            if summary.failures.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            eprintln!("simulate: {error}");
+            ExitCode::from(2)
+        }
     }
 }
 
