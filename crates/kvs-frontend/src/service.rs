@@ -228,6 +228,11 @@ impl Frontend {
         }
     }
 
+    /// The replication log (for tests and the simulator).
+    pub fn log(&self) -> &Arc<ReplicationLog> {
+        &self.log
+    }
+
     /// Starts the heartbeat loop and the periodic scrub.
     pub fn start(&self) {
         let tasks = self.log.tasks();

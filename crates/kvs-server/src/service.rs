@@ -62,6 +62,11 @@ impl ReplicaService {
         Ok(fence)
     }
 
+    /// Every pair the replica holds, by key.
+    pub fn pairs(&self) -> Vec<(kvs_proto::Key, kvs_proto::Value)> {
+        self.store.read().sorted_pairs()
+    }
+
     /// How many keys the replica holds (for `/metrics`).
     pub fn key_count(&self) -> usize {
         self.store.read().len()

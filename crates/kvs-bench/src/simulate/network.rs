@@ -24,7 +24,7 @@ use kvs_frontend::signal::Signal;
 use kvs_frontend::transport::{ConnectError, Connector, ReplicaHandle};
 use kvs_proto::digest::Digests;
 use kvs_proto::replica::Replica;
-use kvs_proto::{Entry, Fence, Key, RpcError, ServerId};
+use kvs_proto::{Entry, Fence, Key, RpcError, ServerId, Value};
 use kvs_server::LocalReplica;
 use kvs_server::service::ReplicaService;
 use parking_lot::Mutex;
@@ -143,9 +143,13 @@ impl Network {
         node.changes.raise(node.changes.get() + 1);
     }
 
-    /// The pairs server `id` holds, as `printKVPairs` shows them.
-    pub fn holds(&self, id: ServerId) -> usize {
-        self.nodes.lock().get(&id).map_or(0, |node| node.service.key_count())
+    /// The pairs server `id` holds, by key.
+    pub fn pairs(&self, id: ServerId) -> Vec<(Key, Value)> {
+        self.nodes
+            .lock()
+            .get(&id)
+            .map(|node| node.service.pairs())
+            .unwrap_or_default()
     }
 
     fn chance(&self, p: f64) -> bool {

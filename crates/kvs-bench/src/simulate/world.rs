@@ -97,6 +97,21 @@ impl World {
         Duration::from_millis(self.random_range(range))
     }
 
+    /// The frontend now running, if one is.
+    pub fn frontend(&self) -> Option<Arc<Frontend>> {
+        self.current().map(|running| running.frontend)
+    }
+
+    /// The servers and the network to them.
+    pub fn network(&self) -> &Arc<Network> {
+        &self.network
+    }
+
+    /// The frontend's disk.
+    pub fn disk(&self) -> &MemoryDisk {
+        &self.disk
+    }
+
     fn current(&self) -> Option<Running> {
         self.running.lock().clone()
     }
@@ -131,7 +146,7 @@ impl World {
 
     /// Kills the frontend: its tasks stop, calls in flight to it get no
     /// answer, and only the disk and the servers remain.
-    async fn crash_frontend(&self) {
+    pub async fn crash_frontend(&self) {
         let Some(running) = self.running.lock().take() else {
             return;
         };
