@@ -1,6 +1,6 @@
-//! The frontend's dispatch: the real `kvs-frontend` methods (its own
-//! modules, compiled here by path: the crate has no library) behind the
-//! router, readiness probe and body guard it serves, fed arbitrary requests.
+//! The frontend's dispatch: the real `kvs-frontend` methods (its library)
+//! behind the router, readiness probe and body guard it serves, fed
+//! arbitrary requests.
 //! Setup byte bit 0: a cluster secret is configured.
 //!
 //! The frontend has no data folder and no server, and its servers' address
@@ -10,15 +10,8 @@
 //! from one input to the next, so one is built per secret setting and kept
 //! (a frontend registers its metrics in the process-wide registry when
 //! built: one per input would grow it, and leak checks, without end).
-//!
-//! The modules are those `crates/kvs-frontend/src/main.rs` declares (see
-//! `fuzz/build.rs`); what they use from `main.rs` itself is repeated below,
-//! and a new dependency of theirs goes in `fuzz/Cargo.toml`.
 
 #![no_main]
-#![allow(dead_code)]
-
-include!(concat!(env!("OUT_DIR"), "/frontend_modules.rs"));
 
 use std::sync::{Arc, OnceLock};
 
@@ -28,14 +21,9 @@ use kvs_proto::Fence;
 use kvs_proto::serve::Probes;
 use libfuzzer_sys::fuzz_target;
 
-use crate::committed::Committed;
-use crate::config::Config;
-use crate::service::Frontend;
-
-/// As `kvs-frontend`'s `main.rs` has it (the recovery module calls it).
-fn new_cluster_id() -> u64 {
-    rand::random::<u64>().max(1)
-}
+use kvs_frontend::committed::Committed;
+use kvs_frontend::config::Config;
+use kvs_frontend::service::{self, Frontend};
 
 /// The frontend's options: no server it could reach, no waiting for one.
 fn config(secret: bool) -> Config {
@@ -55,12 +43,15 @@ fn config(secret: bool) -> Config {
         .expect("a valid secret")
 }
 
-/// The router as kvs-frontend's main builds it without `--data-dir` (what
+/// The router as `kvs_frontend::run` builds it without `--data-dir` (what
 /// it refreshes before a metrics scrape is left out: that reads no input).
 fn router(secret: bool) -> Router {
     let fence = Fence { cluster: 1, epoch: 0 };
+    let config = config(secret);
+    let connector = Arc::new(config.connector());
     let frontend = Arc::new(Frontend::new(
-        config(secret),
+        config,
+        connector,
         fence,
         Arc::new(Committed::default()),
         None,

@@ -1,25 +1,18 @@
-//! A server's dispatch: the real `kvs-server` methods (its own modules,
-//! compiled here by path: the crate has no library) behind the router and
-//! body guard it serves, fed arbitrary requests. Each input gets a fresh
+//! A server's dispatch: the real `kvs-server` methods (its library) behind
+//! the router and body guard it serves, fed arbitrary requests. Each input gets a fresh
 //! replica and a twin of it (see `kvs_fuzz`: the twin is sent each call
 //! down dxr's path); the requests run in order, so sequences such as a
 //! batch after a reset are reached too. Setup byte bit 0: a cluster secret
 //! is configured.
-//!
-//! The modules are those `crates/kvs-server/src/main.rs` declares (see
-//! `fuzz/build.rs`); a new dependency of theirs goes in `fuzz/Cargo.toml`.
 
 #![no_main]
-#![allow(dead_code)]
-
-include!(concat!(env!("OUT_DIR"), "/server_modules.rs"));
 
 use std::sync::Arc;
 
 use kvs_proto::serve::Probes;
 use libfuzzer_sys::fuzz_target;
 
-use crate::service::ReplicaService;
+use kvs_server::service::{self, ReplicaService};
 
 fuzz_target!(|data: &[u8]| {
     let (setup, requests) = kvs_fuzz::split_setup(data);
