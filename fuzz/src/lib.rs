@@ -31,7 +31,7 @@ use axum::body::Body;
 use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{Method, Request, StatusCode};
 use dxr::{FaultResponse, MethodResponse, Value};
-use kvs_proto::limits::{self, Limits};
+use kvs_process::limits::{self, Limits};
 use kvs_proto::serve::{MAX_BODY_BYTES, MAX_FAULT_CHARS, RPC_PATHS};
 use kvs_proto::{ClusterSecret, canonical};
 use tokio::runtime::Runtime;
@@ -198,7 +198,7 @@ pub async fn send(router: &Router, sent: &Sent) -> Received {
     }
 }
 
-/// `router` as `kvs_proto::process::serve_until` serves it: behind the body
+/// `router` as `kvs_process::serve_until` serves it: behind the body
 /// guard of the default [`Limits`].
 pub fn as_served(router: Router) -> Router {
     router.layer(axum::middleware::from_fn_with_state(

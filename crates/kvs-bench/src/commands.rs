@@ -372,7 +372,7 @@ pub async fn compare(args: CompareArgs) -> ExitCode {
     // On SIGINT or SIGTERM the run is dropped, which kills every process it started.
     let result = tokio::select! {
         result = compare::run(&spec, &progress) => result,
-        () = kvs_proto::process::shutdown_signal() => {
+        () = kvs_process::shutdown_signal() => {
             bar.finish_and_clear();
             return fail("interrupted; every process it started was killed");
         }

@@ -13,8 +13,8 @@ use axum::body::Bytes;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use kvs_proto::limits::Limits;
-use kvs_proto::process::{self, ProcessError};
+use kvs_process::limits::Limits;
+use kvs_process::{self as process, ProcessError};
 
 /// The one reply: a `get` answer as kvs would give it, for the key and value 0.
 pub const RESPONSE: &str = "<?xml version=\"1.0\"?><methodResponse><params><param><value><string>0:0</string></value></param></params></methodResponse>";

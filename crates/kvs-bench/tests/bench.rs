@@ -4,6 +4,8 @@
 //! baseline when it is there and port 8001 is free) that must write its
 //! table, JSON and plots. Build the binaries first (`cargo build --bins`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that panics fails
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};

@@ -3,6 +3,8 @@
 //! 0 violations. `KVS_CHECK_SEED` replays a given seed; `KVS_CHECK_SECONDS`
 //! changes the duration (default 45).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that panics fails
+
 use std::process::Command;
 
 #[test]

@@ -1,6 +1,8 @@
 //! The deterministic simulation, bounded: many schedules with every fault
 //! kind find no violation, and one seed replays exactly.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that panics fails
+
 use kvs_bench::simulate::{self, FaultKind, SimSpec};
 
 #[test]

@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use clap::Parser;
 use dxr::Fault;
+use kvs_process::limits::Limits;
+use kvs_process::{self as process, ProcessError};
 use kvs_proto::addr::{CLIENT_PORT_BASE, DEFAULT_FRONTEND_URL};
 use kvs_proto::api::proxy::{Get, Put};
-use kvs_proto::limits::Limits;
-use kvs_proto::process::{self, ProcessError};
 use kvs_proto::serve::{Handle, Methods};
 use kvs_proto::{FrontendClient, RpcError, fault};
 use thiserror::Error;

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use kvs_process::limits::Limits;
 use kvs_proto::ClusterSecret;
 use kvs_proto::addr::{DEFAULT_SERVER_URL_TEMPLATE, FRONTEND_PORT, SERVER_PORT_BASE};
 use kvs_proto::auth::{SecretArgs, SecretError};
-use kvs_proto::limits::Limits;
 
 use crate::transport::HttpConnector;
 

@@ -29,8 +29,8 @@ pub mod transport;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use kvs_process::{self as process, ProcessError};
 use kvs_proto::Fence;
-use kvs_proto::process::{self, ProcessError};
 use kvs_proto::serve::Probes;
 use thiserror::Error;
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use kvs_frontend::config::Config;
-use kvs_proto::process;
+use kvs_process as process;
 
 /// mimalloc: the request path allocates a little per call (hyper, XML-RPC
 /// values); it is measurably cheaper than the system allocator there.

@@ -2,6 +2,8 @@
 //! `kvs-client` binaries as processes on their own loopback address, real
 //! XML-RPC, real signals. Build the binaries first (`cargo build --bins`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that panics fails
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

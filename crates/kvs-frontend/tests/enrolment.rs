@@ -3,6 +3,8 @@
 //! `--join` and leave on SIGTERM, and the `/livez` and `/readyz` probes.
 //! Real binaries on their own loopback address, real signals.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that panics fails
+
 use std::time::Duration;
 
 use kvs_bench::cluster::{Binaries, LocalCluster};

@@ -1,6 +1,8 @@
 //! Fault tests: real processes, real signals (SIGKILL, SIGSTOP/SIGCONT), and
 //! checks that no acknowledged write is lost and no stale value is read.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that panics fails
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

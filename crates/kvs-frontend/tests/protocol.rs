@@ -3,6 +3,8 @@
 //! the simulator's network (`kvs_bench::simulate`): no processes, no
 //! wall-clock waits, the same interleaving on every run.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that panics fails
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -4,6 +4,8 @@
 //! write is lost or contradicted; the frontend cases run clients against
 //! both frontends and put the history through the linearizability checker.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that panics fails
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -37,14 +37,19 @@ pub struct ClusterSecret {
 /// Why no secret could be read.
 #[derive(Debug, Error)]
 pub enum SecretError {
+    /// The secret file could not be read.
     #[error("cannot read the cluster secret file {path}: {source}")]
     File {
+        /// The file named by the option or environment variable.
         path: PathBuf,
+        /// What reading it gave.
         #[source]
         source: std::io::Error,
     },
+    /// The secret (or its file, named by the payload) is empty.
     #[error("the cluster secret {0} is empty")]
     Empty(&'static str),
+    /// Both a secret and a secret file were given.
     #[error("give the cluster secret either directly or as a file, not both")]
     Both,
 }

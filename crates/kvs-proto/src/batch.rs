@@ -24,13 +24,16 @@ pub struct Batch {
     /// a version at or below this, and will never again be sent an older
     /// one (until it is reset). 0 promises nothing (during a catch-up).
     pub stable: u64,
+    /// The writes, in the order they were encoded.
     pub entries: Vec<Entry>,
 }
 
 /// One versioned write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
+    /// The key written.
     pub key: Key,
+    /// The value written.
     pub value: Value,
     /// The frontend's sequence number for this write; higher wins.
     pub version: u64,
@@ -40,7 +43,9 @@ pub struct Entry {
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 #[error("a payload of {len} bytes is not a {header}-byte header and a multiple of {ENTRY_BYTES}")]
 pub struct BatchError {
+    /// The payload's length in bytes.
     pub len: usize,
+    /// The header length the decoder expected.
     pub header: usize,
 }
 

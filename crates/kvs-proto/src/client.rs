@@ -30,13 +30,28 @@ pub enum RpcError {
     Fault(Fault),
     /// The peer could not be reached, or did not answer in time.
     #[error("cannot reach {url}: {reason}")]
-    Unreachable { url: String, reason: String },
+    Unreachable {
+        /// The peer's address.
+        url: String,
+        /// What the HTTP client said.
+        reason: String,
+    },
     /// The peer answered with something that is not the expected reply.
     #[error("bad reply from {url}: {reason}")]
-    BadReply { url: String, reason: String },
+    BadReply {
+        /// The peer's address.
+        url: String,
+        /// What was wrong with the reply.
+        reason: String,
+    },
     /// The address is not a valid URL.
     #[error("invalid URL {url:?}: {reason}")]
-    InvalidUrl { url: String, reason: String },
+    InvalidUrl {
+        /// The address given.
+        url: String,
+        /// Why it is not a URL.
+        reason: String,
+    },
 }
 
 /// A fault answered in-process (see `kvs_server::LocalReplica`) reaches
@@ -86,7 +101,7 @@ impl RpcClient {
             .user_agent(concat!("kvs/", env!("CARGO_PKG_VERSION")))
             .tcp_nodelay(true)
             // Well under the servers' idle keep-alive limit (10 s by
-            // default, see `crate::limits`), so a pooled connection is not
+            // default, see `kvs_process::limits`), so a pooled connection is not
             // reused just as the server closes it.
             .pool_idle_timeout(Duration::from_secs(5));
         if let Some(timeout) = timeout {
@@ -195,6 +210,7 @@ fn describe_net_error(error: &reqwest::Error) -> String {
 pub struct FrontendClient(RpcClient);
 
 impl FrontendClient {
+    /// A client of the frontend at `url`; `timeout` bounds each call.
     pub fn new(url: &str, timeout: Option<Duration>) -> Result<Self, RpcError> {
         RpcClient::new(url, timeout).map(FrontendClient)
     }
@@ -202,30 +218,39 @@ impl FrontendClient {
     pub fn with_secret(self, secret: Option<&ClusterSecret>) -> Self {
         FrontendClient(self.0.with_secret(secret))
     }
+    /// `put(key, value)`: the replicated write (see [`frontend::Put`]).
     pub async fn put(&self, key: Key, value: Value) -> Result<String, RpcError> {
         self.0.call(&frontend::Put { key, value }).await
     }
+    /// `get(key)`: the linearizable read (see [`frontend::Get`]).
     pub async fn get(&self, key: Key) -> Result<String, RpcError> {
         self.0.call(&frontend::Get { key }).await
     }
+    /// `printKVPairs(serverId)`: one server's pairs, as the server prints them.
     pub async fn print_kv_pairs(&self, server_id: ServerId) -> Result<String, RpcError> {
         self.0.call(&frontend::PrintKvPairs { server_id }).await
     }
+    /// `addServer(serverId)`: admits a server (guarded).
     pub async fn add_server(&self, server_id: ServerId) -> Result<String, RpcError> {
         self.0.call(&frontend::AddServer { server_id }).await
     }
+    /// `listServer()`: the active servers, as the course prints them.
     pub async fn list_server(&self) -> Result<String, RpcError> {
         self.0.call(&frontend::ListServer {}).await
     }
+    /// `shutdownServer(serverId)`: removes a server and stops it (guarded).
     pub async fn shutdown_server(&self, server_id: ServerId) -> Result<String, RpcError> {
         self.0.call(&frontend::ShutdownServer { server_id }).await
     }
+    /// `adoptServer(serverId)`: admits a server that follows another frontend (guarded).
     pub async fn adopt_server(&self, server_id: ServerId) -> Result<String, RpcError> {
         self.0.call(&frontend::AdoptServer { server_id }).await
     }
+    /// `scrub()`: compares every active server with the committed state now.
     pub async fn scrub(&self) -> Result<String, RpcError> {
         self.0.call(&frontend::Scrub {}).await
     }
+    /// `clusterStatus()`: epoch, commit point and every member's state.
     pub async fn cluster_status(&self) -> Result<String, RpcError> {
         self.0.call(&frontend::ClusterStatus {}).await
     }
@@ -262,6 +287,7 @@ impl ServerClient {
             ..self
         }
     }
+    /// The server's address.
     pub fn url(&self) -> &str {
         self.rpc.url()
     }
@@ -272,6 +298,7 @@ impl ServerClient {
         let fence = self.fence.clone();
         self.rpc.call(&server::ApplyBatch { fence, entries }).await
     }
+    /// `heartbeat(fence)`: liveness and lease renewal; `alive BOOT`.
     pub async fn heartbeat(&self) -> Result<String, RpcError> {
         let fence = self.fence.clone();
         self.rpc.call(&server::Heartbeat { fence }).await
@@ -300,15 +327,19 @@ impl ServerClient {
         let bytes = self.rpc.call(&call).await?;
         batch::decode(&bytes).map_err(|e| self.rpc.bad_reply(e.to_string()))
     }
+    /// `put(key, value)` on this replica alone (guarded; not replicated).
     pub async fn put(&self, key: Key, value: Value) -> Result<String, RpcError> {
         self.rpc.call(&server::Put { key, value }).await
     }
+    /// `get(key)` from this replica alone.
     pub async fn get(&self, key: Key) -> Result<String, RpcError> {
         self.rpc.call(&server::Get { key }).await
     }
+    /// `printKVPairs()`: this replica's pairs, one `key:value` per line.
     pub async fn print_kv_pairs(&self) -> Result<String, RpcError> {
         self.rpc.call(&server::PrintKvPairs {}).await
     }
+    /// `shutdownServer()`: the server replies, then exits (guarded).
     pub async fn shutdown(&self) -> Result<String, RpcError> {
         self.rpc.call(&server::ShutdownServer {}).await
     }
@@ -319,12 +350,15 @@ impl ServerClient {
 pub struct ProxyClient(RpcClient);
 
 impl ProxyClient {
+    /// A client of the proxy at `url`; `timeout` bounds each call.
     pub fn new(url: &str, timeout: Option<Duration>) -> Result<Self, RpcError> {
         RpcClient::new(url, timeout).map(ProxyClient)
     }
+    /// `put(key, value)`, passed on to the frontend.
     pub async fn put(&self, key: Key, value: Value) -> Result<String, RpcError> {
         self.0.call(&frontend::Put { key, value }).await
     }
+    /// `get(key)`, passed on to the frontend.
     pub async fn get(&self, key: Key) -> Result<String, RpcError> {
         self.0.call(&frontend::Get { key }).await
     }

@@ -20,7 +20,9 @@ const RANGE_BYTES: usize = 16;
 /// One range's digest.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RangeDigest {
+    /// How many pairs the range holds.
     pub count: u64,
+    /// The wrapping sum of the pairs' hashes (order does not matter).
     pub sum: u64,
 }
 

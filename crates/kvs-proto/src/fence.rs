@@ -41,7 +41,9 @@ pub const LEASE_HOLD: Duration = Duration::from_millis(3000);
 /// A frontend's identity on the wire: its cluster and its epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Fence {
+    /// The cluster, drawn at random when a frontend first starts (0: a tool's call).
     pub cluster: u64,
+    /// Raised at every start of a frontend with a data folder.
     pub epoch: u64,
 }
 

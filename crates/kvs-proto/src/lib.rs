@@ -6,11 +6,12 @@
 //! harness parses ([`reply`]), the binary replication batch ([`batch`]),
 //! digests by key range for scrubbing ([`digest`]),
 //! the cluster secret guarded methods need ([`auth`]), fencing ([`fence`]),
-//! the bounds on what a client may hold ([`limits`]), the metrics every
-//! process exposes ([`metrics`]),
+//! the metrics every process exposes ([`metrics`]),
 //! fault codes ([`fault`]), typed async clients ([`client`]), the axum
 //! router that serves a set of methods on `/` and `/RPC2` ([`serve`]) and
 //! its fast path for plain calls ([`canonical`]).
+
+#![warn(missing_docs)]
 
 pub mod addr;
 pub mod api;
@@ -21,9 +22,7 @@ pub mod client;
 pub mod digest;
 pub mod fault;
 pub mod fence;
-pub mod limits;
 pub mod metrics;
-pub mod process;
 pub mod replica;
 pub mod reply;
 pub mod rpc;

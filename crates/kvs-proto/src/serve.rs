@@ -57,6 +57,7 @@ pub trait Handle<C: Rpc>: Send + Sync + 'static {
 /// A process's readiness check, answered on [`READYZ_PATH`]: `Ok` is 200,
 /// `Err(reason)` is 503 with the reason as the body.
 pub trait Readiness: Send + Sync + 'static {
+    /// `Ok` when the process can serve; else why not.
     fn ready(&self) -> impl Future<Output = Result<(), String>> + Send;
 }
 

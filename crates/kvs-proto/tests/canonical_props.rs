@@ -10,6 +10,8 @@
 //! ranges deleted or repeated). The fuzz target `fuzz/fuzz_targets/parse_call.rs`
 //! checks the same on arbitrary bytes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that panics fails
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use dxr::{MethodCall, MethodResponse, Value};

@@ -13,12 +13,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use kvs_process::limits::Limits;
+use kvs_process::{self as process, ProcessError};
 use kvs_proto::RpcError;
 use kvs_proto::addr::SERVER_PORT_BASE;
 use kvs_proto::auth::{SecretArgs, SecretError};
-use kvs_proto::limits::Limits;
 use kvs_proto::metrics::metrics;
-use kvs_proto::process::{self, ProcessError};
 use kvs_proto::serve::Probes;
 use prometheus_client::metrics::gauge::Gauge;
 use thiserror::Error;

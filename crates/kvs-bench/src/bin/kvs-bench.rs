@@ -134,7 +134,7 @@ async fn main() -> ExitCode {
     // A simulation's processes log in simulated time, thousands of times:
     // silent unless RUST_LOG asks.
     let quiet = matches!(cli.command, Command::Simulate(_));
-    kvs_proto::process::init_logging_with_default(if quiet { "off" } else { "warn" });
+    kvs_process::init_logging_with_default(if quiet { "off" } else { "warn" });
     match cli.command {
         Command::Check(args) => run_check(args).await,
         Command::Load(args) => commands::load(args).await,

@@ -33,7 +33,10 @@ macro_rules! rpc_method {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Eq)]
         pub struct $name {
-            $(pub $field: $ty,)*
+            $(
+                #[doc = concat!("The `", stringify!($field), "` parameter of `", $method, "` (parameters are positional, in this order).")]
+                pub $field: $ty,
+            )*
         }
 
         impl $crate::rpc::Rpc for $name {

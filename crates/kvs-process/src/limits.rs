@@ -30,8 +30,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 
-use crate::metrics::metrics;
-use crate::serve::MAX_BODY_BYTES;
+use kvs_proto::metrics::metrics;
+use kvs_proto::serve::MAX_BODY_BYTES;
 
 /// Bodies up to this size do not draw on the byte budget (an ordinary call
 /// is a few hundred bytes; a replication batch of 1024 writes about 22 KiB).

@@ -1,7 +1,8 @@
 //! What every kvs process shares around serving: logging set-up, the
 //! shutdown signals, the listening socket, serving a router until told to
-//! stop (HTTP/1.1, within the bounds of [`crate::limits`]), and the exit
-//! code of a process that failed.
+//! stop (HTTP/1.1, within the bounds of [`limits`]), and the exit code of a
+//! process that failed. None of it is the wire (that is `kvs-proto`): this
+//! is how a process runs.
 
 use std::fmt::Display;
 use std::future::Future;
@@ -21,8 +22,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tracing_subscriber::EnvFilter;
 
-use crate::addr::port_for;
-use crate::limits::{self, Limits};
+use kvs_proto::addr::port_for;
+pub mod limits;
+
+use crate::limits::Limits;
 
 /// Why a process could not start, or stopped serving.
 #[derive(Debug, Error)]
@@ -151,7 +154,7 @@ pub async fn serve_until(
         // Replies are small and callers wait on each one: never hold them back (Nagle).
         let _ = tcp.set_nodelay(true);
         let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
-            crate::metrics::metrics().refused("too_many_connections");
+            kvs_proto::metrics::metrics().refused("too_many_connections");
             tokio::spawn(refuse_connection(tcp));
             continue;
         };
@@ -160,7 +163,7 @@ pub async fn serve_until(
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 if error.is_timeout() {
-                    crate::metrics::metrics().refused("header_timeout");
+                    kvs_proto::metrics::metrics().refused("header_timeout");
                 }
                 tracing::debug!(%error, "connection ended");
             }
