@@ -42,6 +42,11 @@ def cluster(make_cluster):
     return c
 
 
+# The fault codes of the README's table (kvs-proto's `fault` module).
+KEY_NOT_FOUND, UNKNOWN_SERVER, PARSE_ERROR = 1, 2, 8
+INVALID_PARAMS, UNKNOWN_METHOD = 400, 404
+
+
 # -- every method, every path --------------------------------------------
 
 @pytest.mark.parametrize("path", PATHS)
@@ -119,10 +124,12 @@ def test_keep_alive_survives_faults(cluster):
 
 
 def test_get_of_unknown_key_is_a_fault(cluster):
-    with pytest.raises(xmlrpc.client.Fault):
+    with pytest.raises(xmlrpc.client.Fault) as info:
         cluster.frontend().get(987654)
-    with pytest.raises(xmlrpc.client.Fault):
+    assert info.value.faultCode == KEY_NOT_FOUND
+    with pytest.raises(xmlrpc.client.Fault) as info:
         cluster.client(0).get(987654)
+    assert info.value.faultCode == KEY_NOT_FOUND
     assert_still_serving(cluster, "frontend")
 
 
@@ -140,7 +147,7 @@ def test_malformed_xml_is_a_fault(cluster, role, body):
     status, reply = kvstest.raw_post(cluster.host, role_port(role), body)
     assert status in (200, 400), reply[:300]
     if status == 200:
-        kvstest.fault_of(reply)
+        assert kvstest.fault_of(reply).faultCode == PARSE_ERROR
     assert_still_serving(cluster, role)
 
 
@@ -166,8 +173,9 @@ def test_fault_of_big_malformed_body_is_short(cluster, role):
 ])
 def test_wrong_types_are_faults(cluster, role, call):
     method, args = call
-    with pytest.raises(xmlrpc.client.Fault):
+    with pytest.raises(xmlrpc.client.Fault) as info:
         getattr(role_proxy(cluster, role), method)(*args)
+    assert info.value.faultCode == INVALID_PARAMS
     assert_still_serving(cluster, role)
 
 
@@ -175,8 +183,9 @@ def test_wrong_types_are_faults(cluster, role, call):
 @pytest.mark.parametrize("call", [("get", ()), ("get", (1, 2)), ("put", (1,)), ("put", (1, 2, 3))])
 def test_wrong_arity_is_a_fault(cluster, role, call):
     method, args = call
-    with pytest.raises(xmlrpc.client.Fault):
+    with pytest.raises(xmlrpc.client.Fault) as info:
         getattr(role_proxy(cluster, role), method)(*args)
+    assert info.value.faultCode == INVALID_PARAMS
     assert_still_serving(cluster, role)
 
 
@@ -193,15 +202,17 @@ def test_frontend_admin_bad_params_are_faults(cluster, call):
 
 @pytest.mark.parametrize("role", ROLES)
 def test_unknown_method_is_a_fault(cluster, role):
-    with pytest.raises(xmlrpc.client.Fault):
+    with pytest.raises(xmlrpc.client.Fault) as info:
         role_proxy(cluster, role).noSuchMethod(1)
+    assert info.value.faultCode == UNKNOWN_METHOD
     assert_still_serving(cluster, role)
 
 
 @pytest.mark.parametrize("method", ["printKVPairs", "shutdownServer"])
 def test_unknown_server_id_is_a_fault(cluster, method):
-    with pytest.raises(xmlrpc.client.Fault):
+    with pytest.raises(xmlrpc.client.Fault) as info:
         getattr(cluster.frontend(), method)(99)
+    assert info.value.faultCode == UNKNOWN_SERVER
     assert cluster.frontend().listServer() == "0, 1"
     assert_still_serving(cluster, "frontend")
 

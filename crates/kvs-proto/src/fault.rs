@@ -1,8 +1,17 @@
 //! Fault codes kvs answers with, beyond those dxr itself produces.
 //!
-//! dxr answers an unknown method with 404 and a wrong arity or argument type
-//! with its own invalid-parameter code; kvs's own refusals use the codes
-//! below, so a caller can tell them apart without parsing the message.
+//! The first three are HTTP-like codes for calls that never reached a
+//! method (dxr's own for an unknown method; the router's for wrong
+//! parameters and a reply that cannot be written); kvs's own refusals use
+//! the small codes below, so a caller can tell them apart without parsing
+//! the message. Code 7 is retired (it was never sent) and is not reused.
+
+/// Wrong arity or argument types for the method called.
+pub const INVALID_PARAMS: i32 = 400;
+/// No such method (dxr's code, answered by its dispatch).
+pub const UNKNOWN_METHOD: i32 = 404;
+/// The reply could not be written as XML-RPC (never expected).
+pub const INTERNAL_ERROR: i32 = 500;
 
 /// The key was never written (frontend and server `get`).
 pub const KEY_NOT_FOUND: i32 = 1;
@@ -16,8 +25,6 @@ pub const ALREADY_MEMBER: i32 = 4;
 pub const SERVER_UNREACHABLE: i32 = 5;
 /// The request was well formed but cannot be carried out (bad batch, bad id).
 pub const INVALID_REQUEST: i32 = 6;
-/// The process is shutting down.
-pub const SHUTTING_DOWN: i32 = 7;
 /// The request body was not a valid XML-RPC call.
 pub const PARSE_ERROR: i32 = 8;
 /// The method changes data or membership and the call did not show the

@@ -148,7 +148,8 @@ impl<C: Rpc, S: Handle<C>> Handler for Endpoint<C, S> {
             ));
         }
         let started = std::time::Instant::now();
-        let call = C::from_params(params).map_err(|e| Fault::new(400, format!("{}: {e}", C::METHOD)))?;
+        let call = C::from_params(params)
+            .map_err(|e| Fault::new(crate::fault::INVALID_PARAMS, format!("{}: {e}", C::METHOD)))?;
         let reply = self.service.handle(call).await;
         crate::metrics::metrics().request(C::METHOD, reply.is_ok(), started.elapsed());
         reply?.try_to_value().map_err(Fault::from)
@@ -262,7 +263,7 @@ async fn respond_plain(
         Ok(value) => canonical::write_response(&value).unwrap_or_else(|| {
             MethodResponse { value }
                 .to_xml()
-                .unwrap_or_else(|e| tidy_fault(&Fault::new(500, e.to_string())))
+                .unwrap_or_else(|e| tidy_fault(&Fault::new(crate::fault::INTERNAL_ERROR, e.to_string())))
         }),
         Err(fault) => tidy_fault(&fault),
     };
