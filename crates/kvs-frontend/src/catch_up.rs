@@ -10,13 +10,19 @@
 //! is active (reads are answered by the frontend). A server that follows
 //! another cluster's frontend is refused, unless an operator adopts it
 //! (`force`): then it is told to follow this frontend first.
+//!
+//! A server is admitted by one procedure at a time, and never while it is a
+//! member: `addServer` of a member is refused before anything is sent to
+//! it (emptying it would lose what an active member holds).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use kvs_proto::{RpcError, ServerId, fault, reply};
+use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use thiserror::Error;
@@ -60,6 +66,8 @@ pub struct CatchUp {
     log: Arc<ReplicationLog>,
     committed: Arc<Committed>,
     chunk: usize,
+    /// Servers an admission (catch-up or revival) is under way for.
+    admitting: Mutex<HashSet<ServerId>>,
     /// Catch-ups by outcome (`done`, `failed`), for `/metrics`.
     outcomes: Family<[(&'static str, &'static str); 1], Counter>,
 }
@@ -70,6 +78,7 @@ impl CatchUp {
             log,
             committed,
             chunk: chunk.max(1),
+            admitting: Mutex::default(),
             outcomes: Family::default(),
         }
     }
@@ -108,7 +117,10 @@ impl CatchUp {
     /// active. `force` takes the server over from whatever frontend it
     /// followed (see [`kvs_proto::fence`]).
     pub async fn add(&self, id: ServerId, client: ReplicaHandle, force: bool) -> Result<(), CatchUpError> {
-        let outcome = self.admit(id, client, force).await;
+        let outcome = match self.claim(id) {
+            Ok(_claim) => self.admit(id, client, force).await,
+            Err(error) => Err(error),
+        };
         let label = if outcome.is_ok() { "done" } else { "failed" };
         self.outcomes.get_or_create(&[("outcome", label)]).inc();
         outcome
@@ -165,6 +177,7 @@ impl CatchUp {
     /// wins, as in a restarted frontend's recovery), the merged state is
     /// sent to it, and it is active at once.
     pub async fn revive(&self, id: ServerId, client: ReplicaHandle, boot: Option<String>) -> Result<(), CatchUpError> {
+        let _claim = self.claim(id)?;
         let held = client
             .dump_state(REVIVE_PAGE)
             .await
@@ -182,6 +195,16 @@ impl CatchUp {
         Ok(())
     }
 
+    /// Claims the admission of server `id`: refused while it is a member or
+    /// another admission of it is under way; released when the claim drops.
+    fn claim(&self, id: ServerId) -> Result<Claim<'_>, CatchUpError> {
+        let mut admitting = self.admitting.lock();
+        if self.log.is_member(id) || !admitting.insert(id) {
+            return Err(CatchUpError::Join(JoinError::AlreadyMember(id)));
+        }
+        Ok(Claim { catch_up: self, id })
+    }
+
     /// Sends every committed pair, in chunks.
     pub async fn send_snapshot(&self, client: &dyn Replica) -> Result<usize, RpcError> {
         let snapshot = self.committed.snapshot();
@@ -190,5 +213,17 @@ impl CatchUp {
             client.apply_batch(0, chunk).await?;
         }
         Ok(snapshot.len())
+    }
+}
+
+/// An admission under way (see [`CatchUp::claim`]).
+struct Claim<'a> {
+    catch_up: &'a CatchUp,
+    id: ServerId,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.catch_up.admitting.lock().remove(&self.id);
     }
 }

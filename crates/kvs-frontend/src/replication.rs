@@ -871,6 +871,11 @@ impl ReplicationLog {
         self.state.lock().members.status_ids()
     }
 
+    /// Whether server `id` is a member (active or joining; not lost).
+    pub fn is_member(&self, id: ServerId) -> bool {
+        self.state.lock().members.contains(id)
+    }
+
     /// The member ids, ascending.
     pub fn member_ids(&self) -> Vec<ServerId> {
         self.state.lock().members.ids().collect()

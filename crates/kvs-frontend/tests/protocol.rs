@@ -203,6 +203,35 @@ async fn join_a_server_added_under_load_ends_with_every_pair() -> TestResult {
 }
 
 #[tokio::test(start_paused = true)]
+async fn join_of_a_member_is_refused_and_empties_nothing() -> TestResult {
+    let (world, frontend) = cluster(2, 1024, 1, 1).await?;
+    write_concurrently(&frontend, 2, 20, 10).await?;
+    let expected = committed(&frontend, 0..10).await?;
+    let refused = frontend
+        .handle(AddServer { server_id: 0 })
+        .await
+        .err()
+        .map(|f| f.code());
+    assert_eq!(refused, Some(fault::ALREADY_MEMBER));
+    assert_eq!(world.network().pairs(0), expected, "an active member was emptied");
+    // Two admissions of the same new server at once: one catches it up,
+    // the other is refused without touching it.
+    let (first, second) = tokio::join!(
+        frontend.handle(AddServer { server_id: 2 }),
+        frontend.handle(AddServer { server_id: 2 })
+    );
+    let codes = [first.err().map(|f| f.code()), second.err().map(|f| f.code())];
+    assert!(
+        codes.contains(&None) && codes.contains(&Some(fault::ALREADY_MEMBER)),
+        "{codes:?}"
+    );
+    assert_eq!(world.network().pairs(2), expected);
+    assert_eq!(status(&frontend).await?, [vec![0, 1, 2], vec![], vec![]]);
+    world.stop().await;
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
 async fn catch_up_a_server_restarted_empty_is_readmitted_with_every_pair() -> TestResult {
     let (world, frontend) = cluster(3, 1024, 1, 1).await?;
     write_concurrently(&frontend, 2, 20, 10).await?;

@@ -334,13 +334,15 @@ impl World {
             }
             FaultKind::AddServer => {
                 let (frontend, members) = self.members().await?;
-                let outside: Vec<ServerId> = self
-                    .network
-                    .ids()
-                    .into_iter()
-                    .filter(|id| !members.contains(id))
-                    .collect();
-                let id = self.pick(&outside)?;
+                // Now and then an operator re-adds a member by mistake: it
+                // must be refused without anything sent to the server.
+                let everyone = self.network.ids();
+                let outside: Vec<ServerId> = everyone.iter().copied().filter(|id| !members.contains(id)).collect();
+                let id = if self.random_range(0..4) == 0 {
+                    self.pick(&everyone)?
+                } else {
+                    self.pick(&outside)?
+                };
                 if self.network.status(id) == Some(Status::Down) {
                     self.network.set_status(id, Status::Up);
                 }
