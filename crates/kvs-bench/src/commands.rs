@@ -1,6 +1,6 @@
 //! The `load`, `floor` and `compare` subcommands of `kvs-bench`: their
 //! command lines, progress bars and printed output (the measuring itself is
-//! in [`crate::load`], [`crate::floor`] and [`crate::compare`]).
+//! in [`crate::load`], [`crate::compare::floor`] and [`crate::compare`]).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::cluster::Binaries;
+use crate::compare::plot::{self, PlotData};
+use crate::compare::results::{self, Medians};
 use crate::compare::{self, CompareProgress, CompareReport, CompareSpec, Machine, PlotInput, Settings};
-use crate::load::{self, ClientKind, LatencySummary, LoadReport, LoadSpec, PhaseReport, Progress};
-use crate::plot::{self, PlotData};
-use crate::results::{self, Medians};
-use crate::workload::{Distribution, Workload};
+use crate::load::workload::{Distribution, Workload};
+use crate::load::{self, ClientKind, LatencySummary, LoadCounters, LoadReport, LoadSpec, PhaseReport};
+use kvs_cluster::local::Binaries;
 
 /// `kvs-bench load`.
 #[derive(Debug, clap::Args)]
@@ -112,7 +112,7 @@ pub async fn load(args: LoadArgs) -> ExitCode {
         Ok(spec) => spec,
         Err(message) => return fail(&message),
     };
-    let progress = Arc::new(Progress::default());
+    let progress = Arc::new(LoadCounters::default());
     let bar = load_bar(&spec, Arc::clone(&progress));
     let result = load::run_with_progress(&args.frontend, &spec, progress).await;
     bar.finish_and_clear();
@@ -149,7 +149,7 @@ fn write_json(path: &Path, value: &impl Serialize) -> Result<(), String> {
 
 /// A bar over the run's time bound, with operations and errors so far
 /// (drawn only on a terminal).
-fn load_bar(spec: &LoadSpec, progress: Arc<Progress>) -> ProgressBar {
+fn load_bar(spec: &LoadSpec, progress: Arc<LoadCounters>) -> ProgressBar {
     let total = (spec.warmup + spec.duration).as_secs().max(1);
     let bar = ProgressBar::new(total);
     if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} s  {msg}") {
@@ -230,7 +230,7 @@ pub struct FloorArgs {
 
 /// Runs the constant-body responder until SIGTERM or SIGINT.
 pub async fn floor(args: FloorArgs) -> ExitCode {
-    match crate::floor::serve(args.bind, args.port).await {
+    match crate::compare::floor::serve(args.bind, args.port).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(&error.to_string()),
     }

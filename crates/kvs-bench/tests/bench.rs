@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use kvs_bench::{baseline, cluster, procs};
+use kvs_bench::compare::baseline;
+use kvs_cluster::{ensure_free, unique_loopback};
 
 const BENCH: &str = env!("CARGO_BIN_EXE_kvs-bench");
 
@@ -23,7 +24,7 @@ struct Floor {
 
 impl Floor {
     fn start() -> Floor {
-        let host = cluster::unique_loopback();
+        let host = unique_loopback();
         let child = Command::new(BENCH)
             .args(["floor", "--bind", &host.to_string(), "--port", "8001"])
             .stdout(Stdio::null())
@@ -143,7 +144,7 @@ fn a_miniature_compare_writes_table_json_and_plots() {
         "100",
     ];
     let local_baseline = SocketAddr::new(IpAddr::V4(baseline::HOST), 8001);
-    let with_baseline = baseline::locate_dir().is_ok() && procs::ensure_free(local_baseline).is_ok();
+    let with_baseline = baseline::locate_dir().is_ok() && ensure_free(local_baseline).is_ok();
     if !with_baseline {
         args.push("--no-baseline");
     }

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use kvs_bench::cluster::{Binaries, LocalCluster};
+use kvs_cluster::local::{Binaries, LocalCluster};
 use kvs_proto::{ServerClient, fault, reply};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;

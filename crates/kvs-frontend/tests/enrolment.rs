@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use kvs_bench::cluster::{Binaries, LocalCluster};
+use kvs_cluster::local::{Binaries, LocalCluster};
 use kvs_proto::addr::FRONTEND_PORT;
 use kvs_proto::client::probe;
 use kvs_proto::fault;

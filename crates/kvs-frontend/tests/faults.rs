@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kvs_bench::cluster::{Binaries, LocalCluster};
+use kvs_cluster::local::{Binaries, LocalCluster};
 use kvs_proto::{FrontendClient, ServerClient, reply};
 use parking_lot::Mutex;
 
@@ -29,7 +29,7 @@ async fn start(servers: usize, frontend_args: &[&str]) -> LocalCluster {
         for _ in 0..servers {
             cluster.add_server().await?;
         }
-        Ok::<_, kvs_bench::cluster::ClusterError>(())
+        Ok::<_, kvs_cluster::ClusterError>(())
     };
     if let Err(error) = started.await {
         panic!("cluster did not start: {error}");
@@ -295,9 +295,9 @@ async fn write_log_stays_bounded_under_sustained_writes() -> TestResult {
         }
     };
     write(500).await?;
-    let warm = kvs_bench::cluster::resident_kib(pid).ok_or("cannot read RSS")?;
+    let warm = kvs_cluster::resident_kib(pid).ok_or("cannot read RSS")?;
     write(2500).await?;
-    let after = kvs_bench::cluster::resident_kib(pid).ok_or("cannot read RSS")?;
+    let after = kvs_cluster::resident_kib(pid).ok_or("cannot read RSS")?;
     let metrics = http_get(&cluster.frontend_url(), "/metrics").await?;
     eprintln!("frontend RSS after 4,000 writes: {warm} KiB; after 20,000 more: {after} KiB");
     // Once every server acknowledged everything, the log holds nothing.

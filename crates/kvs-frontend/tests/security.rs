@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kvs_bench::check::{CheckSpec, ClientFleet, Progress};
-use kvs_bench::checker;
-use kvs_bench::cluster::{Binaries, ClusterError, LocalCluster};
-use kvs_bench::history::{Call, History, Outcome};
-use kvs_bench::procs::Proc;
+use kvs_bench::check::checker;
+use kvs_bench::check::history::{Call, History, Outcome};
+use kvs_bench::check::{CheckCounters, CheckSpec, ClientFleet};
+use kvs_cluster::Process;
+use kvs_cluster::{Binaries, ClusterError, LocalCluster};
 use kvs_proto::batch::Entry;
 use kvs_proto::fence::EPOCH_SHIFT;
 use kvs_proto::replica::Replica;
@@ -193,7 +193,11 @@ async fn with_the_secret_membership_calls_work_as_before() -> TestResult {
 
 /// A frontend of its own (`data` as its folder) on `port` of the cluster's
 /// host, reaching the cluster's servers.
-async fn second_frontend(cluster: &LocalCluster, data: &Path, port: u16) -> Result<Proc, Box<dyn std::error::Error>> {
+async fn second_frontend(
+    cluster: &LocalCluster,
+    data: &Path,
+    port: u16,
+) -> Result<Process, Box<dyn std::error::Error>> {
     let host = cluster.host().to_string();
     let mut command = Command::new(Binaries::locate().path("kvs-frontend")?);
     command.args([
@@ -209,7 +213,7 @@ async fn second_frontend(cluster: &LocalCluster, data: &Path, port: u16) -> Resu
         "100",
     ]);
     let addr = SocketAddr::new(cluster.host().into(), port);
-    Ok(Proc::spawn_listening(command, "second frontend", addr).await?)
+    Ok(Process::spawn_listening(command, "second frontend", addr).await?)
 }
 
 fn spec(clients: usize) -> CheckSpec {
@@ -242,10 +246,10 @@ fn verdict(history: &History) -> usize {
 async fn a_second_frontend_cannot_take_over_the_servers() -> TestResult {
     let (data, other) = (scratch("first"), scratch("second"));
     let cluster = start(&data, 2, None).await?;
-    let second = second_frontend(&cluster, &other, 8002).await?;
+    let mut second = second_frontend(&cluster, &other, 8002).await?;
     let second_url = format!("http://{}:8002", cluster.host());
     let urls = [cluster.frontend_url(), second_url.clone()];
-    let fleet = ClientFleet::start(&urls, &spec(6), Arc::new(Progress::default()))?;
+    let fleet = ClientFleet::start(&urls, &spec(6), Arc::new(CheckCounters::default()))?;
     tokio::time::sleep(Duration::from_millis(700)).await;
 
     let intruder = FrontendClient::new(&second_url, Some(CALL_TIMEOUT))?;
@@ -257,7 +261,7 @@ async fn a_second_frontend_cannot_take_over_the_servers() -> TestResult {
     let history = fleet.finish().await?;
     assert!(verdict(&history) > 0, "the first frontend acknowledged nothing");
     assert_eq!(cluster.frontend()?.list_server().await?, "0, 1");
-    second.kill().await;
+    second.kill().await?;
     drop(cluster);
     let _ = std::fs::remove_dir_all(&data);
     let _ = std::fs::remove_dir_all(&other);
@@ -270,7 +274,7 @@ async fn a_paused_frontend_that_was_replaced_answers_nothing_when_it_resumes() -
     let cluster = start(&data, 2, None).await?;
     let replacement_url = format!("http://{}:8002", cluster.host());
     let urls = [cluster.frontend_url(), replacement_url.clone()];
-    let fleet = ClientFleet::start(&urls, &spec(6), Arc::new(Progress::default()))?;
+    let fleet = ClientFleet::start(&urls, &spec(6), Arc::new(CheckCounters::default()))?;
     tokio::time::sleep(Duration::from_millis(700)).await;
 
     cluster.signal_frontend("STOP")?;
@@ -280,7 +284,7 @@ async fn a_paused_frontend_that_was_replaced_answers_nothing_when_it_resumes() -
     // A replacement from a copy of its folder (another node, say) takes over.
     std::fs::create_dir_all(&copy)?;
     std::fs::copy(data.join("cluster.json"), copy.join("cluster.json"))?;
-    let replacement = second_frontend(&cluster, &copy, 8002).await?;
+    let mut replacement = second_frontend(&cluster, &copy, 8002).await?;
     tokio::time::sleep(Duration::from_millis(700)).await;
 
     cluster.signal_frontend("CONT")?;
@@ -294,7 +298,7 @@ async fn a_paused_frontend_that_was_replaced_answers_nothing_when_it_resumes() -
     tokio::time::sleep(Duration::from_millis(500)).await;
     let history = fleet.finish().await?;
     assert!(verdict(&history) > 0, "nothing was acknowledged");
-    replacement.kill().await;
+    replacement.kill().await?;
     drop(cluster);
     let _ = std::fs::remove_dir_all(&data);
     let _ = std::fs::remove_dir_all(&copy);
@@ -356,7 +360,7 @@ async fn a_server_altered_behind_the_frontends_back_is_found_and_rebuilt_by_the_
 async fn scrubbing_under_load_finds_nothing_wrong_with_healthy_servers() -> TestResult {
     let data = scratch("scrub-load");
     let cluster = start(&data, 3, None).await?;
-    let fleet = ClientFleet::start(&[cluster.frontend_url()], &spec(8), Arc::new(Progress::default()))?;
+    let fleet = ClientFleet::start(&[cluster.frontend_url()], &spec(8), Arc::new(CheckCounters::default()))?;
     let frontend = cluster.frontend()?;
     for _ in 0..15 {
         let report = frontend.scrub().await?;

@@ -23,11 +23,11 @@ use std::sync::atomic::Ordering;
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use kvs_bench::check::{self, Backend, CheckSpec, Progress};
-use kvs_bench::checker::{self, CheckError};
-use kvs_bench::cluster::Binaries;
+use kvs_bench::check::checker::{self, CheckError};
+use kvs_bench::check::faults::FaultKind;
+use kvs_bench::check::{self, Backend, CheckCounters, CheckSpec};
 use kvs_bench::commands;
-use kvs_bench::faults::FaultKind;
+use kvs_cluster::local::Binaries;
 
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -225,7 +225,7 @@ fn run_simulate(args: SimulateArgs) -> ExitCode {
 }
 
 async fn run_footprint(args: FootprintArgs) -> ExitCode {
-    use kvs_bench::footprint::{self, RAW_PAIR_BYTES};
+    use kvs_bench::compare::footprint::{self, RAW_PAIR_BYTES};
     match footprint::measure(Binaries::locate(), args.keys, args.connections).await {
         Ok(f) => {
             let frontend = f.bytes_per_key(f.frontend_kib);
@@ -295,7 +295,7 @@ async fn run_check(args: CheckArgs) -> ExitCode {
         timeout: Duration::from_millis(args.timeout_ms),
     };
     let bins = args.bin_dir.map(Binaries::in_dir).unwrap_or_else(Binaries::locate);
-    let progress = Arc::new(Progress::default());
+    let progress = Arc::new(CheckCounters::default());
     let bar = progress_bar(spec.duration, Arc::clone(&progress));
     let run = check::run(args.backend, bins, &spec, progress).await;
     bar.finish_and_clear();
@@ -329,7 +329,7 @@ async fn run_check(args: CheckArgs) -> ExitCode {
 
 /// A bar over the run's duration showing operations and faults so far
 /// (drawn only on a terminal).
-fn progress_bar(duration: Duration, progress: Arc<Progress>) -> ProgressBar {
+fn progress_bar(duration: Duration, progress: Arc<CheckCounters>) -> ProgressBar {
     let bar = ProgressBar::new(duration.as_secs().max(1));
     if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} s  {msg}") {
         bar.set_style(style);

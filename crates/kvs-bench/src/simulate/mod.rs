@@ -7,7 +7,7 @@
 //! when, client operations — drawn from one generator seeded by the seed.
 //! The same seed therefore replays the same interleaving exactly. Every
 //! schedule's history goes through the linearizability checker
-//! ([`crate::checker`]); a failure names the seed and the smallest
+//! ([`crate::check::checker`]); a failure names the seed and the smallest
 //! offending history the checker found.
 
 pub mod disk;
@@ -25,8 +25,8 @@ use rand::{Rng, SeedableRng};
 use thiserror::Error;
 use tokio::time::Instant;
 
-use crate::checker::{self, CheckError};
-use crate::history::{History, Operation};
+use crate::check::checker::{self, CheckError};
+use crate::check::history::{History, Operation};
 use network::Weather;
 use world::World;
 

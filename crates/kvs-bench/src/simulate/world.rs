@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use super::disk::MemoryDisk;
 use super::network::{Network, SimConnector, Status};
 use super::{FaultKind, SimSpec};
-use crate::history::{Call, Operation, Outcome};
+use crate::check::history::{Call, Operation, Outcome};
 
 /// How long a client waits for a reply before it gives up.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -16,35 +16,50 @@ use std::time::Duration;
 use kvs_proto::addr::{CLIENT_PORT_BASE, FRONTEND_PORT, SERVER_PORT_BASE, port_for};
 use kvs_proto::{ClusterSecret, FrontendClient, ProxyClient, RpcError, ServerId};
 use thiserror::Error;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
-use crate::procs::{self, ProcError};
+use crate::process::{Process, StartError};
 
 /// What went wrong while running a cluster.
 #[derive(Debug, Error)]
 pub enum ClusterError {
+    /// A binary is not where [`Binaries`] looks.
     #[error("binary {0} not found; build it with `cargo build --release --bins` (or set KVS_BIN_DIR)")]
     MissingBinary(PathBuf),
     /// A process did not start, or did not start listening.
     #[error(transparent)]
-    Start(#[from] ProcError),
+    Start(#[from] StartError),
+    /// The cluster runs no such process (never started, or already killed).
     #[error("no such process: {0}")]
     NoSuchProcess(String),
+    /// A signal could not be sent.
     #[error("signal to {what} failed: {source}")]
-    Signal { what: String, source: std::io::Error },
+    Signal {
+        /// The process's name.
+        what: String,
+        /// What sending it gave.
+        source: std::io::Error,
+    },
+    /// A call to a process failed.
     #[error(transparent)]
     Rpc(#[from] RpcError),
+    /// An id with no port under the course's numbering.
     #[error("port for id {0} out of range")]
     BadId(i32),
+    /// The cluster secret given is not usable.
     #[error("invalid cluster secret: {0}")]
     Secret(String),
-    /// A `docker` command failed (container clusters).
+    /// A `docker` command failed (container clusters, see `kvs-bench`).
     #[error("{0}")]
     Docker(String),
+    /// A server was not reported active in time.
     #[error("server {id} did not become active within {limit:?} (last status: {status})")]
     NotActive {
+        /// The server.
         id: ServerId,
+        /// How long it was given.
         limit: Duration,
+        /// The frontend's last `clusterStatus` reply.
         status: String,
     },
 }
@@ -57,6 +72,7 @@ pub struct Binaries {
 }
 
 impl Binaries {
+    /// `$KVS_BIN_DIR`, else the running executable's folder (its parent for a test in `deps/`).
     pub fn locate() -> Self {
         if let Some(dir) = std::env::var_os("KVS_BIN_DIR") {
             return Binaries {
@@ -71,10 +87,12 @@ impl Binaries {
         Binaries { dir }
     }
 
+    /// The binaries in `dir`.
     pub fn in_dir(dir: impl Into<PathBuf>) -> Self {
         Binaries { dir: dir.into() }
     }
 
+    /// The path of binary `name`, if it is there.
     pub fn path(&self, name: &str) -> Result<PathBuf, ClusterError> {
         let path = self.dir.join(name);
         if path.is_file() {
@@ -95,12 +113,6 @@ pub fn unique_loopback() -> Ipv4Addr {
     let a = 2 + (n % 252) as u8;
     let b = ((n / 252) % 254) as u8;
     Ipv4Addr::new(127, a, b, 1)
-}
-
-/// A running process of the cluster.
-struct Process {
-    name: String,
-    child: Child,
 }
 
 /// A frontend, its servers and client proxies, as local processes.
@@ -161,19 +173,23 @@ impl LocalCluster {
         Ok(cluster)
     }
 
+    /// The loopback address every process of this cluster binds.
     pub fn host(&self) -> Ipv4Addr {
         self.host
     }
 
+    /// The frontend's address (`http://HOST:8001`).
     pub fn frontend_url(&self) -> String {
         format!("http://{}:{FRONTEND_PORT}", self.host)
     }
 
+    /// Server `id`'s address (port 9000 + id).
     pub fn server_url(&self, id: ServerId) -> Result<String, ClusterError> {
         let port = port_for(SERVER_PORT_BASE, id).ok_or(ClusterError::BadId(id))?;
         Ok(format!("http://{}:{port}", self.host))
     }
 
+    /// Client proxy `id`'s address (port 7000 + id).
     pub fn client_url(&self, id: i32) -> Result<String, ClusterError> {
         let port = port_for(CLIENT_PORT_BASE, id).ok_or(ClusterError::BadId(id))?;
         Ok(format!("http://{}:{port}", self.host))
@@ -274,11 +290,7 @@ impl LocalCluster {
         if let Some((secret, _)) = &self.secret {
             command.env("KVS_CLUSTER_SECRET", secret);
         }
-        let child = procs::spawn_child(command, what, addr).await?;
-        Ok(Process {
-            name: what.to_owned(),
-            child,
-        })
+        Ok(Process::spawn_listening(command, what, addr).await?)
     }
 
     /// Kills server `id` with SIGKILL (a crash: the frontend is not told).
@@ -287,7 +299,7 @@ impl LocalCluster {
             .servers
             .remove(&id)
             .ok_or_else(|| ClusterError::NoSuchProcess(format!("server {id}")))?;
-        process.kill().await
+        process.kill().await.map_err(|source| signal_failed(&process, source))
     }
 
     /// Whether the frontend process is running (not yet killed).
@@ -301,7 +313,7 @@ impl LocalCluster {
             .frontend
             .take()
             .ok_or_else(|| ClusterError::NoSuchProcess("frontend".into()))?;
-        process.kill().await
+        process.kill().await.map_err(|source| signal_failed(&process, source))
     }
 
     /// Sends a signal by name (`STOP`, `CONT`, …) to the frontend.
@@ -310,7 +322,7 @@ impl LocalCluster {
             .frontend
             .as_ref()
             .ok_or_else(|| ClusterError::NoSuchProcess("frontend".into()))?;
-        process.signal(signal)
+        process.signal(signal).map_err(|source| signal_failed(process, source))
     }
 
     /// Sends SIGTERM to server `id` and waits (bounded) for it to exit.
@@ -319,7 +331,9 @@ impl LocalCluster {
             .servers
             .remove(&id)
             .ok_or_else(|| ClusterError::NoSuchProcess(format!("server {id}")))?;
-        process.signal("TERM")?;
+        process
+            .signal("TERM")
+            .map_err(|source| signal_failed(&process, source))?;
         Ok(process.wait_exit(Duration::from_secs(5)).await)
     }
 
@@ -346,7 +360,7 @@ impl LocalCluster {
             .servers
             .get(&id)
             .ok_or_else(|| ClusterError::NoSuchProcess(format!("server {id}")))?;
-        process.signal(signal)
+        process.signal(signal).map_err(|source| signal_failed(process, source))
     }
 
     /// Waits (bounded) until the frontend reports server `id` active.
@@ -361,12 +375,12 @@ impl LocalCluster {
 
     /// Server `id`'s process id, if it runs.
     pub fn server_pid(&self, id: ServerId) -> Option<u32> {
-        self.servers.get(&id).and_then(|p| p.child.id())
+        self.servers.get(&id).and_then(|p| p.id())
     }
 
     /// The frontend's process id, if it runs.
     pub fn frontend_pid(&self) -> Option<u32> {
-        self.frontend.as_ref().and_then(|p| p.child.id())
+        self.frontend.as_ref().and_then(|p| p.id())
     }
 
     /// Process ids of everything still running (for leak checks).
@@ -375,45 +389,16 @@ impl LocalCluster {
             .iter()
             .chain(self.servers.values())
             .chain(self.clients.values())
-            .filter_map(|p| p.child.id())
+            .filter_map(|p| p.id())
             .collect()
     }
 }
 
-impl Process {
-    async fn kill(&mut self) -> Result<(), ClusterError> {
-        self.child.kill().await.map_err(|source| ClusterError::Signal {
-            what: self.name.clone(),
-            source,
-        })
-    }
-
-    /// Sends a signal with the system's `kill`, so no libc binding is needed.
-    fn signal(&self, signal: &str) -> Result<(), ClusterError> {
-        let pid = self
-            .child
-            .id()
-            .ok_or_else(|| ClusterError::NoSuchProcess(self.name.clone()))?;
-        let status = std::process::Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(pid.to_string())
-            .status()
-            .map_err(|source| ClusterError::Signal {
-                what: self.name.clone(),
-                source,
-            })?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(ClusterError::Signal {
-                what: self.name.clone(),
-                source: std::io::Error::other(status.to_string()),
-            })
-        }
-    }
-
-    async fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        tokio::time::timeout(limit, self.child.wait()).await.ok()?.ok()
+/// A failed kill or signal of `process`, as a cluster error.
+fn signal_failed(process: &Process, source: std::io::Error) -> ClusterError {
+    ClusterError::Signal {
+        what: process.name().to_owned(),
+        source,
     }
 }
 

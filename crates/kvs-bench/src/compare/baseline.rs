@@ -16,7 +16,7 @@ use kvs_proto::{FrontendClient, RpcError, ServerId};
 use thiserror::Error;
 use tokio::process::Command;
 
-use crate::procs::{Proc, ProcError, ensure_free};
+use kvs_cluster::process::{Process, StartError, ensure_free};
 
 /// Where the seed design listens.
 pub const HOST: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -32,7 +32,7 @@ pub enum BaselineError {
     )]
     NotFound(String),
     #[error(transparent)]
-    Proc(#[from] ProcError),
+    Process(#[from] StartError),
     #[error("addServer({id}) on the baseline failed: {source}")]
     AddServer { id: ServerId, source: RpcError },
     #[error(transparent)]
@@ -65,8 +65,8 @@ pub fn locate_dir() -> Result<PathBuf, BaselineError> {
 /// A running seed design: its frontend and servers.
 #[derive(Debug)]
 pub struct PythonBaseline {
-    frontend: Option<Proc>,
-    servers: Vec<Proc>,
+    frontend: Option<Process>,
+    servers: Vec<Process>,
 }
 
 impl PythonBaseline {
@@ -103,16 +103,20 @@ impl PythonBaseline {
 
     /// The process ids of the frontend and servers.
     pub fn pids(&self) -> Vec<u32> {
-        self.frontend.iter().chain(&self.servers).filter_map(Proc::id).collect()
+        self.frontend
+            .iter()
+            .chain(&self.servers)
+            .filter_map(Process::id)
+            .collect()
     }
 
     /// Kills every process and reaps it.
     pub async fn stop(mut self) {
-        for server in self.servers.drain(..) {
-            server.kill().await;
+        for mut server in self.servers.drain(..) {
+            let _ = server.kill().await;
         }
-        if let Some(frontend) = self.frontend.take() {
-            frontend.kill().await;
+        if let Some(mut frontend) = self.frontend.take() {
+            let _ = frontend.kill().await;
         }
     }
 }
@@ -125,10 +129,10 @@ fn server_port(id: ServerId) -> Result<u16, BaselineError> {
     port_for(SERVER_PORT_BASE, id).ok_or(BaselineError::BadId(id))
 }
 
-async fn spawn(dir: &Path, script: &str, args: &[&str], what: &str, port: u16) -> Result<Proc, BaselineError> {
+async fn spawn(dir: &Path, script: &str, args: &[&str], what: &str, port: u16) -> Result<Process, BaselineError> {
     let mut command = Command::new("python3");
     command.current_dir(dir).arg(script).args(args);
-    Ok(Proc::spawn_listening(command, what, addr(port)).await?)
+    Ok(Process::spawn_listening(command, what, addr(port)).await?)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use kvs_proto::{FrontendClient, RpcError, ServerClient};
 use thiserror::Error;
 
-use crate::cluster::{Binaries, ClusterError, LocalCluster, resident_kib};
+use kvs_cluster::local::{Binaries, ClusterError, LocalCluster, resident_kib};
 
 /// Bytes of one raw pair on the wire: a 32-bit key and a 32-bit value.
 pub const RAW_PAIR_BYTES: f64 = 8.0;

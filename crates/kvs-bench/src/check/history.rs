@@ -1,10 +1,10 @@
 //! Recorded histories of key-value operations, the input of the
-//! linearizability checker ([`crate::checker`]).
+//! linearizability checker ([`crate::check::checker`]).
 //!
-//! Clients share one [`Recorder`]: each takes a timestamp with
-//! [`Recorder::now_ns`] before invoking an operation and after it completes,
-//! then appends the [`Operation`] with [`Recorder::record`]. Once the clients
-//! are done, [`Recorder::into_history`] hands back the [`History`].
+//! Clients share one [`HistoryRecorder`]: each takes a timestamp with
+//! [`HistoryRecorder::now_ns`] before invoking an operation and after it completes,
+//! then appends the [`Operation`] with [`HistoryRecorder::record`]. Once the clients
+//! are done, [`HistoryRecorder::into_history`] hands back the [`History`].
 //!
 //! Timestamps are nanoseconds since the recorder was created, read from one
 //! monotonic clock, so they order operations across clients in real time. A
@@ -114,12 +114,12 @@ impl fmt::Display for Millis {
 
 /// A thread-safe log that clients append their operations to.
 #[derive(Debug)]
-pub struct Recorder {
+pub struct HistoryRecorder {
     started: Instant,
     operations: Mutex<Vec<Operation>>,
 }
 
-impl Recorder {
+impl HistoryRecorder {
     /// A recorder whose clock starts now.
     pub fn new() -> Self {
         Self::starting_at(Instant::now())
@@ -155,7 +155,7 @@ impl Recorder {
     }
 }
 
-impl Default for Recorder {
+impl Default for HistoryRecorder {
     fn default() -> Self {
         Self::new()
     }
@@ -265,7 +265,7 @@ mod tests {
 
     #[test]
     fn records_from_many_threads() {
-        let recorder = Arc::new(Recorder::new());
+        let recorder = Arc::new(HistoryRecorder::new());
         let workers: Vec<_> = (0..4)
             .map(|client| {
                 let recorder = Arc::clone(&recorder);

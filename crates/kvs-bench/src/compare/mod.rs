@@ -14,6 +14,13 @@
 //! after its target's measurements; every phase is bounded in time and
 //! every call by a timeout.
 
+pub mod baseline;
+pub mod cpu;
+pub mod floor;
+pub mod footprint;
+pub mod plot;
+pub mod results;
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,13 +32,12 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::process::Command;
 
-use crate::baseline::{self, BaselineError, PythonBaseline};
-use crate::cluster::{self, Binaries, ClusterError, LocalCluster};
-use crate::cpu;
-use crate::load::{self, ClientKind, LoadError, LoadSpec, PhaseReport, Progress};
-use crate::procs::{self, Proc, ProcError};
-use crate::results::{self, Bench, MedianRow, Medians, OpenLoop, RatioRow, Sample, Stat, System, Verdict};
-use crate::workload::Workload;
+use crate::load::workload::Workload;
+use crate::load::{self, ClientKind, LoadCounters, LoadError, LoadSpec, PhaseReport};
+use baseline::{BaselineError, PythonBaseline};
+use kvs_cluster::{Binaries, ClusterError, LocalCluster, unique_loopback};
+use kvs_cluster::{Process, StartError, ensure_free};
+use results::{Bench, JudgedTarget, MedianRow, Medians, OpenLoop, RatioRow, Sample, Stat, System};
 
 /// How long killed cluster processes may take to disappear.
 const GONE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -263,7 +269,7 @@ pub struct CompareReport {
     pub medians: Vec<MedianRow>,
     pub ratios: Vec<RatioRow>,
     pub open_loop: Option<OpenLoop>,
-    pub verdicts: Vec<Verdict>,
+    pub verdicts: Vec<JudgedTarget>,
     /// Failed writes of all load phases.
     pub load_phase_errors: u64,
     #[serde(skip)]
@@ -325,7 +331,7 @@ pub struct PlotInput {
 }
 
 impl PlotInput {
-    /// The medians keyed for [`crate::plot`].
+    /// The medians keyed for [`crate::compare::plot`].
     pub fn median_map(&self) -> Medians {
         self.medians
             .iter()
@@ -342,7 +348,7 @@ pub struct CompareProgress {
     /// What runs now.
     pub current: std::sync::Mutex<String>,
     /// Operations of the current phase.
-    pub load: Arc<Progress>,
+    pub load: Arc<LoadCounters>,
     /// Failed writes of the load phases (their keys may then be missing).
     pub load_phase_errors: AtomicU64,
 }
@@ -367,7 +373,7 @@ pub enum CompareError {
     #[error(transparent)]
     Baseline(#[from] BaselineError),
     #[error(transparent)]
-    Proc(#[from] ProcError),
+    Process(#[from] StartError),
     #[error("{what}: {source}")]
     Load { what: String, source: LoadError },
     #[error("no kvs server count to measure")]
@@ -378,7 +384,7 @@ pub enum CompareError {
 enum Running {
     Kvs(LocalCluster),
     Baseline(PythonBaseline),
-    Floor { proc: Proc, url: String },
+    Floor { proc: Process, url: String },
 }
 
 impl Running {
@@ -421,14 +427,16 @@ impl Running {
                 wait_gone(&pids).await;
             }
             Running::Baseline(baseline) => baseline.stop().await,
-            Running::Floor { proc, .. } => proc.kill().await,
+            Running::Floor { mut proc, .. } => {
+                let _ = proc.kill().await;
+            }
         }
     }
 }
 
 /// Runs this program's `floor` subcommand on a fresh loopback address.
-async fn start_floor(exe: &Path) -> Result<Running, ProcError> {
-    let host = cluster::unique_loopback();
+async fn start_floor(exe: &Path) -> Result<Running, StartError> {
+    let host = unique_loopback();
     let addr = SocketAddr::new(IpAddr::V4(host), FRONTEND_PORT);
     let mut command = Command::new(exe);
     command.args([
@@ -438,7 +446,7 @@ async fn start_floor(exe: &Path) -> Result<Running, ProcError> {
         "--port",
         &FRONTEND_PORT.to_string(),
     ]);
-    let proc = Proc::spawn_listening(command, "floor responder", addr).await?;
+    let proc = Process::spawn_listening(command, "floor responder", addr).await?;
     Ok(Running::Floor {
         proc,
         url: format!("http://{addr}"),
@@ -528,7 +536,7 @@ fn preflight(spec: &CompareSpec) -> Result<(), CompareError> {
         if spec.baseline_dir.is_none() {
             baseline::locate_dir()?;
         }
-        procs::ensure_free(SocketAddr::new(IpAddr::V4(baseline::HOST), FRONTEND_PORT))?;
+        ensure_free(SocketAddr::new(IpAddr::V4(baseline::HOST), FRONTEND_PORT))?;
     }
     Ok(())
 }

@@ -21,8 +21,8 @@ use kvs_proto::client::probe;
 use kvs_proto::serve::LIVEZ_PATH;
 use tokio::process::Command;
 
-use crate::cluster::{ClusterError, unique_loopback};
-use crate::faults::FaultTarget;
+use crate::check::faults::FaultTarget;
+use kvs_cluster::local::{ClusterError, unique_loopback};
 
 /// The images' tag: the workspace version, as `docker/build.sh` tags them.
 pub const IMAGE_TAG: &str = env!("CARGO_PKG_VERSION");

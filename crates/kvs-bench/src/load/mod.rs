@@ -5,7 +5,7 @@
 //! - **Closed loop** (the default): every connection issues its next
 //!   operation as soon as the previous one returns; latency is measured from
 //!   the moment the operation is sent.
-//! - **Open loop** (`rate`): a pacing thread ([`crate::pacer`]) releases
+//! - **Open loop** (`rate`): a pacing thread ([`crate::load::pacer`]) releases
 //!   intended start times at a fixed rate and the connections take them in
 //!   order; latency is
 //!   measured from the *intended* start, so a server that falls behind is
@@ -19,6 +19,10 @@
 //! served operation and is reported as `not_found`; any other failure is an
 //! error and is not timed. Works against any frontend URL speaking the
 //! course's wire (kvs, the Python seed design, the floor responder).
+
+pub mod pacer;
+pub mod raw_client;
+pub mod workload;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -35,10 +39,9 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::cpu::CpuUse;
-use crate::pacer;
-use crate::raw_client::{RawClient, RawError};
-use crate::workload::{Distribution, InsertSequence, KeyChooser, Mix, OpKind, Workload};
+use crate::compare::cpu::CpuUse;
+use crate::load::raw_client::{RawClient, RawError};
+use crate::load::workload::{Distribution, InsertSequence, KeyChooser, Mix, OpKind, Workload};
 
 /// A failed connection pauses this long before its next operation, so a dead
 /// target does not turn the generator into a busy loop.
@@ -208,7 +211,7 @@ fn raw_failure(error: RawError) -> CallFailure {
 
 /// Counters a progress display may read while a run goes on.
 #[derive(Debug, Default)]
-pub struct Progress {
+pub struct LoadCounters {
     /// Operations completed so far (load and run phases, measured or not).
     pub operations: AtomicU64,
     /// Operations that failed so far.
@@ -297,11 +300,15 @@ pub enum LoadError {
 /// Runs `spec` against the frontend at `url`: the load phase (if asked),
 /// then the run phase.
 pub async fn run(url: &str, spec: &LoadSpec) -> Result<LoadReport, LoadError> {
-    run_with_progress(url, spec, Arc::new(Progress::default())).await
+    run_with_progress(url, spec, Arc::new(LoadCounters::default())).await
 }
 
 /// [`run`], counting completed operations into `progress` as it goes.
-pub async fn run_with_progress(url: &str, spec: &LoadSpec, progress: Arc<Progress>) -> Result<LoadReport, LoadError> {
+pub async fn run_with_progress(
+    url: &str,
+    spec: &LoadSpec,
+    progress: Arc<LoadCounters>,
+) -> Result<LoadReport, LoadError> {
     spec.validate()?;
     let load = if spec.load_phase {
         Some(write_all_keys(connect(url, spec)?, spec, &progress).await?)
@@ -322,13 +329,13 @@ pub async fn run_with_progress(url: &str, spec: &LoadSpec, progress: Arc<Progres
 }
 
 /// The load phase alone: writes keys `0..record_count` over the spec's connections.
-pub async fn load_phase(url: &str, spec: &LoadSpec, progress: Arc<Progress>) -> Result<PhaseReport, LoadError> {
+pub async fn load_phase(url: &str, spec: &LoadSpec, progress: Arc<LoadCounters>) -> Result<PhaseReport, LoadError> {
     spec.validate()?;
     write_all_keys(connect(url, spec)?, spec, &progress).await
 }
 
 /// The run phase alone (the keys are assumed loaded).
-pub async fn run_phase(url: &str, spec: &LoadSpec, progress: Arc<Progress>) -> Result<PhaseReport, LoadError> {
+pub async fn run_phase(url: &str, spec: &LoadSpec, progress: Arc<LoadCounters>) -> Result<PhaseReport, LoadError> {
     spec.validate()?;
     measure(connect(url, spec)?, spec, &progress).await
 }
@@ -359,32 +366,32 @@ fn elapsed_us(from: Instant, to: Instant) -> u64 {
 
 /// How one operation ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Outcome {
+enum Completion {
     Served,
     NotFound,
     Failed(String),
 }
 
-impl Outcome {
-    fn of_read(result: Result<(), CallFailure>) -> Outcome {
+impl Completion {
+    fn of_read(result: Result<(), CallFailure>) -> Completion {
         match result {
-            Ok(()) => Outcome::Served,
-            Err(CallFailure::NotFound) => Outcome::NotFound,
-            Err(CallFailure::Other(error)) => Outcome::Failed(error),
+            Ok(()) => Completion::Served,
+            Err(CallFailure::NotFound) => Completion::NotFound,
+            Err(CallFailure::Other(error)) => Completion::Failed(error),
         }
     }
 
-    fn of_write(result: Result<(), CallFailure>) -> Outcome {
+    fn of_write(result: Result<(), CallFailure>) -> Completion {
         match result {
-            Ok(()) => Outcome::Served,
-            Err(CallFailure::NotFound) => Outcome::Failed(format!("fault {KEY_NOT_FOUND} on a put")),
-            Err(CallFailure::Other(error)) => Outcome::Failed(error),
+            Ok(()) => Completion::Served,
+            Err(CallFailure::NotFound) => Completion::Failed(format!("fault {KEY_NOT_FOUND} on a put")),
+            Err(CallFailure::Other(error)) => Completion::Failed(error),
         }
     }
 }
 
 /// One connection's measurements, merged at the end.
-struct Recorder {
+struct Measurements {
     overall: Histogram<u64>,
     per_op: BTreeMap<OpKind, Histogram<u64>>,
     served: u64,
@@ -394,13 +401,13 @@ struct Recorder {
     first_error: Option<String>,
 }
 
-impl Recorder {
+impl Measurements {
     fn new() -> Result<Self, LoadError> {
         let mut per_op = BTreeMap::new();
         for kind in OpKind::ALL {
             per_op.insert(kind, new_histogram()?);
         }
-        Ok(Recorder {
+        Ok(Measurements {
             overall: new_histogram()?,
             per_op,
             served: 0,
@@ -411,16 +418,16 @@ impl Recorder {
         })
     }
 
-    fn record(&mut self, kind: OpKind, started: Instant, done: Instant, outcome: Outcome) {
+    fn record(&mut self, kind: OpKind, started: Instant, done: Instant, outcome: Completion) {
         self.last_done = self.last_done.max(Some(done));
         match outcome {
-            Outcome::Failed(error) => {
+            Completion::Failed(error) => {
                 self.errors += 1;
                 self.first_error.get_or_insert(error);
                 return;
             }
-            Outcome::NotFound => self.not_found += 1,
-            Outcome::Served => {}
+            Completion::NotFound => self.not_found += 1,
+            Completion::Served => {}
         }
         self.served += 1;
         let micros = elapsed_us(started, done).max(1);
@@ -430,7 +437,7 @@ impl Recorder {
         }
     }
 
-    fn merge(&mut self, other: Recorder) -> Result<(), LoadError> {
+    fn merge(&mut self, other: Measurements) -> Result<(), LoadError> {
         let add = |to: &mut Histogram<u64>, from: &Histogram<u64>| {
             to.add(from).map_err(|e| LoadError::Histogram(e.to_string()))
         };
@@ -479,8 +486,10 @@ pub fn throughput(operations: u64, secs: f64) -> f64 {
     if secs > 0.0 { operations as f64 / secs } else { 0.0 }
 }
 
-async fn join_all(tasks: Vec<tokio::task::JoinHandle<Result<Recorder, LoadError>>>) -> Result<Recorder, LoadError> {
-    let mut total = Recorder::new()?;
+async fn join_all(
+    tasks: Vec<tokio::task::JoinHandle<Result<Measurements, LoadError>>>,
+) -> Result<Measurements, LoadError> {
+    let mut total = Measurements::new()?;
     for task in tasks {
         total.merge(task.await.map_err(|e| LoadError::Task(e.to_string()))??)?;
     }
@@ -491,7 +500,7 @@ async fn join_all(tasks: Vec<tokio::task::JoinHandle<Result<Recorder, LoadError>
 async fn write_all_keys(
     clients: Vec<Client>,
     spec: &LoadSpec,
-    progress: &Arc<Progress>,
+    progress: &Arc<LoadCounters>,
 ) -> Result<PhaseReport, LoadError> {
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -502,14 +511,14 @@ async fn write_all_keys(
         let (total, seed) = (spec.record_count, worker_seed(spec.seed, index));
         tasks.push(tokio::spawn(async move {
             let mut rng = SmallRng::seed_from_u64(seed);
-            let mut recorder = Recorder::new()?;
+            let mut recorder = Measurements::new()?;
             while Instant::now() < deadline {
                 let key = next.fetch_add(1, Ordering::Relaxed);
                 if key >= total {
                     break;
                 }
                 let sent = Instant::now();
-                let outcome = Outcome::of_write(client.put(to_key(key), random_value(&mut rng)).await);
+                let outcome = Completion::of_write(client.put(to_key(key), random_value(&mut rng)).await);
                 count_progress(&progress, &outcome);
                 recorder.record(OpKind::Insert, sent, Instant::now(), outcome);
             }
@@ -532,9 +541,9 @@ fn worker_seed(seed: u64, worker: usize) -> u64 {
     seed ^ (worker as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
-fn count_progress(progress: &Progress, outcome: &Outcome) {
+fn count_progress(progress: &LoadCounters, outcome: &Completion) {
     progress.operations.fetch_add(1, Ordering::Relaxed);
-    if matches!(outcome, Outcome::Failed(_)) {
+    if matches!(outcome, Completion::Failed(_)) {
         progress.errors.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -551,11 +560,11 @@ struct Shared {
     end: Instant,
     /// Open loop: queued operations not started by then are dropped as errors.
     drain_deadline: Instant,
-    progress: Arc<Progress>,
+    progress: Arc<LoadCounters>,
 }
 
 impl Shared {
-    fn new(spec: &LoadSpec, progress: Arc<Progress>) -> Self {
+    fn new(spec: &LoadSpec, progress: Arc<LoadCounters>) -> Self {
         let start = Instant::now();
         let measure_from = start + spec.warmup;
         let end = measure_from + spec.duration;
@@ -592,23 +601,23 @@ impl Shared {
         to_key(self.keys.pick(rng.random::<f64>(), self.existing()))
     }
 
-    async fn execute(&self, client: &mut Client, kind: OpKind, rng: &mut SmallRng) -> Outcome {
+    async fn execute(&self, client: &mut Client, kind: OpKind, rng: &mut SmallRng) -> Completion {
         match kind {
-            OpKind::Read => Outcome::of_read(client.get(self.pick_key(rng)).await),
-            OpKind::Update => Outcome::of_write(client.put(self.pick_key(rng), random_value(rng)).await),
+            OpKind::Read => Completion::of_read(client.get(self.pick_key(rng)).await),
+            OpKind::Update => Completion::of_write(client.put(self.pick_key(rng), random_value(rng)).await),
             OpKind::Insert => {
                 let number = self.inserts.next();
                 let key = self.record_count + number;
-                let outcome = Outcome::of_write(client.put(to_key(key), random_value(rng)).await);
+                let outcome = Completion::of_write(client.put(to_key(key), random_value(rng)).await);
                 // A failed insert is acknowledged too, or no later insert would ever count.
                 self.inserts.acknowledge(number);
                 outcome
             }
             OpKind::ReadModifyWrite => {
                 let key = self.pick_key(rng);
-                match Outcome::of_read(client.get(key).await) {
-                    Outcome::Failed(error) => Outcome::Failed(error),
-                    _ => Outcome::of_write(client.put(key, random_value(rng)).await),
+                match Completion::of_read(client.get(key).await) {
+                    Completion::Failed(error) => Completion::Failed(error),
+                    _ => Completion::of_write(client.put(key, random_value(rng)).await),
                 }
             }
         }
@@ -616,12 +625,12 @@ impl Shared {
 
     /// Runs one operation whose latency counts from `started` (the send
     /// time in closed loop, the intended time in open loop).
-    async fn one(&self, client: &mut Client, rng: &mut SmallRng, started: Instant, recorder: &mut Recorder) {
+    async fn one(&self, client: &mut Client, rng: &mut SmallRng, started: Instant, recorder: &mut Measurements) {
         let kind = self.choose(rng);
         let outcome = self.execute(client, kind, rng).await;
         let done = Instant::now();
         count_progress(&self.progress, &outcome);
-        let failed = matches!(outcome, Outcome::Failed(_));
+        let failed = matches!(outcome, Completion::Failed(_));
         if started >= self.measure_from {
             recorder.record(kind, started, done, outcome);
         }
@@ -632,7 +641,11 @@ impl Shared {
 }
 
 /// The run phase, closed or open loop.
-async fn measure(clients: Vec<Client>, spec: &LoadSpec, progress: &Arc<Progress>) -> Result<PhaseReport, LoadError> {
+async fn measure(
+    clients: Vec<Client>,
+    spec: &LoadSpec,
+    progress: &Arc<LoadCounters>,
+) -> Result<PhaseReport, LoadError> {
     let shared = Arc::new(Shared::new(spec, Arc::clone(progress)));
     let recorder = match spec.rate {
         None => closed_loop(clients, spec, &shared).await?,
@@ -641,13 +654,13 @@ async fn measure(clients: Vec<Client>, spec: &LoadSpec, progress: &Arc<Progress>
     Ok(recorder.report(shared.measure_from))
 }
 
-async fn closed_loop(clients: Vec<Client>, spec: &LoadSpec, shared: &Arc<Shared>) -> Result<Recorder, LoadError> {
+async fn closed_loop(clients: Vec<Client>, spec: &LoadSpec, shared: &Arc<Shared>) -> Result<Measurements, LoadError> {
     let mut tasks = Vec::with_capacity(clients.len());
     for (index, mut client) in clients.into_iter().enumerate() {
         let (shared, seed) = (Arc::clone(shared), worker_seed(spec.seed, index));
         tasks.push(tokio::spawn(async move {
             let mut rng = SmallRng::seed_from_u64(seed);
-            let mut recorder = Recorder::new()?;
+            let mut recorder = Measurements::new()?;
             loop {
                 let sent = Instant::now();
                 if sent >= shared.end || (sent >= shared.measure_from && !shared.take_budget()) {
@@ -666,7 +679,7 @@ async fn open_loop(
     spec: &LoadSpec,
     shared: &Arc<Shared>,
     rate: f64,
-) -> Result<Recorder, LoadError> {
+) -> Result<Measurements, LoadError> {
     let admit = {
         let shared = Arc::clone(shared);
         move |intended: Instant| intended < shared.end && (intended < shared.measure_from || shared.take_budget())
@@ -678,10 +691,10 @@ async fn open_loop(
         let seed = worker_seed(spec.seed, index);
         tasks.push(tokio::spawn(async move {
             let mut rng = SmallRng::seed_from_u64(seed);
-            let mut recorder = Recorder::new()?;
+            let mut recorder = Measurements::new()?;
             while let Some(intended) = pacer.next().await {
                 if Instant::now() >= shared.drain_deadline {
-                    let missed = Outcome::Failed("not started before the deadline (target too slow)".into());
+                    let missed = Completion::Failed("not started before the deadline (target too slow)".into());
                     recorder.record(OpKind::Read, intended, Instant::now(), missed);
                     continue;
                 }
@@ -716,15 +729,15 @@ mod tests {
 
     #[test]
     fn recorder_counts_and_times() -> Result<(), LoadError> {
-        let mut recorder = Recorder::new()?;
+        let mut recorder = Measurements::new()?;
         let t0 = Instant::now();
-        recorder.record(OpKind::Read, t0, t0 + Duration::from_micros(100), Outcome::Served);
-        recorder.record(OpKind::Read, t0, t0 + Duration::from_micros(300), Outcome::NotFound);
+        recorder.record(OpKind::Read, t0, t0 + Duration::from_micros(100), Completion::Served);
+        recorder.record(OpKind::Read, t0, t0 + Duration::from_micros(300), Completion::NotFound);
         recorder.record(
             OpKind::Update,
             t0,
             t0 + Duration::from_micros(900),
-            Outcome::Failed("x".into()),
+            Completion::Failed("x".into()),
         );
         let report = recorder.report(t0);
         assert_eq!((report.operations, report.not_found, report.errors), (2, 1, 1));
@@ -756,7 +769,7 @@ mod tests {
             operations: Some(2),
             ..LoadSpec::default()
         };
-        let shared = Shared::new(&spec, Arc::new(Progress::default()));
+        let shared = Shared::new(&spec, Arc::new(LoadCounters::default()));
         assert!(shared.take_budget() && shared.take_budget());
         assert!(!shared.take_budget());
     }

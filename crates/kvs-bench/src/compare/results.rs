@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cpu::CpuUse;
+use crate::compare::cpu::CpuUse;
 use crate::load::PhaseReport;
 
 /// What was measured.
@@ -239,16 +239,16 @@ pub fn half_peak(medians: &Medians) -> Option<f64> {
 
 /// One of the targets, judged.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Verdict {
+pub struct JudgedTarget {
     pub target: String,
     /// `None` when it could not be measured in this run.
     pub met: Option<bool>,
     pub detail: String,
 }
 
-impl Verdict {
-    fn unmeasured(target: &str) -> Verdict {
-        Verdict {
+impl JudgedTarget {
+    fn unmeasured(target: &str) -> JudgedTarget {
+        JudgedTarget {
             target: target.to_owned(),
             met: None,
             detail: "not measured".to_owned(),
@@ -290,22 +290,22 @@ fn lowest(
     low
 }
 
-fn vs_baseline_verdict(rows: &[RatioRow], servers: &[usize], bench: Bench) -> Verdict {
+fn vs_baseline_verdict(rows: &[RatioRow], servers: &[usize], bench: Bench) -> JudgedTarget {
     let target = format!(
         "{} throughput ≥ {PUT_GET_VS_BASELINE}× baseline at every server count",
         bench.name()
     );
     match lowest(rows, servers, bench, |r| r.vs_baseline) {
-        Some((low, at)) => Verdict {
+        Some((low, at)) => JudgedTarget {
             met: Some(low >= PUT_GET_VS_BASELINE),
             detail: format!("lowest {low:.1}× at {at} server(s)"),
             target,
         },
-        None => Verdict::unmeasured(&target),
+        None => JudgedTarget::unmeasured(&target),
     }
 }
 
-fn vs_floor_verdict(rows: &[RatioRow], servers: &[usize], bench: Bench, minimum: f64) -> Verdict {
+fn vs_floor_verdict(rows: &[RatioRow], servers: &[usize], bench: Bench, minimum: f64) -> JudgedTarget {
     let counts: Vec<String> = servers.iter().map(ToString::to_string).collect();
     let target = format!(
         "{} throughput ≥ {:.0}% of the floor with {} server(s)",
@@ -314,22 +314,22 @@ fn vs_floor_verdict(rows: &[RatioRow], servers: &[usize], bench: Bench, minimum:
         counts.join(", ")
     );
     match lowest(rows, servers, bench, |r| r.vs_floor) {
-        Some((low, at)) => Verdict {
+        Some((low, at)) => JudgedTarget {
             met: Some(low >= minimum),
             detail: format!("lowest {:.0}% at {at} server(s)", low * 100.0),
             target,
         },
-        None => Verdict::unmeasured(&target),
+        None => JudgedTarget::unmeasured(&target),
     }
 }
 
-fn open_loop_verdict(open_loop: Option<&OpenLoop>) -> Verdict {
+fn open_loop_verdict(open_loop: Option<&OpenLoop>) -> JudgedTarget {
     let target = format!(
         "p99 ≤ {:.0} ms at half the peak mix rate, 1 server, open loop",
         OPEN_LOOP_P99_US / 1000.0
     );
     match open_loop {
-        Some(run) if run.stat.runs > 0 => Verdict {
+        Some(run) if run.stat.runs > 0 => JudgedTarget {
             met: Some(run.stat.p99_us <= OPEN_LOOP_P99_US && run.stat.errors == 0),
             detail: format!(
                 "p99 {:.2} ms at {:.0} ops/s (peak {:.0}){}",
@@ -344,12 +344,12 @@ fn open_loop_verdict(open_loop: Option<&OpenLoop>) -> Verdict {
             ),
             target,
         },
-        _ => Verdict::unmeasured(&target),
+        _ => JudgedTarget::unmeasured(&target),
     }
 }
 
 /// The throughput and latency targets (memory and catch-up are measured elsewhere).
-pub fn verdicts(rows: &[RatioRow], servers: &[usize], open_loop: Option<&OpenLoop>) -> Vec<Verdict> {
+pub fn verdicts(rows: &[RatioRow], servers: &[usize], open_loop: Option<&OpenLoop>) -> Vec<JudgedTarget> {
     let has = |n: usize| servers.contains(&n);
     let mut out = vec![
         vs_baseline_verdict(rows, servers, Bench::Put),
@@ -501,7 +501,7 @@ pub fn format_cpu(medians: &Medians, benches: &[Bench]) -> String {
 }
 
 /// The verdicts, one line each.
-pub fn format_verdicts(verdicts: &[Verdict]) -> String {
+pub fn format_verdicts(verdicts: &[JudgedTarget]) -> String {
     verdicts
         .iter()
         .map(|v| format!("- {}: **{}** ({})\n", v.target, v.label(), v.detail))

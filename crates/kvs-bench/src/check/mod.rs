@@ -8,7 +8,12 @@
 //! out is recorded as possibly applied; a get that fails is not recorded. A
 //! [`FaultInjector`] seeded from `seed` meanwhile applies faults at random
 //! intervals. The history is then checked per key for linearizability
-//! ([`crate::checker`]).
+//! ([`crate::check::checker`]).
+
+pub mod checker;
+pub mod containers;
+pub mod faults;
+pub mod history;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,10 +25,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use thiserror::Error;
 
-use crate::cluster::{Binaries, ClusterError, LocalCluster};
-use crate::containers::ContainerCluster;
-use crate::faults::{Fault, FaultInjector, FaultKind, FaultTarget};
-use crate::history::{Call, History, Operation, Outcome, Recorder};
+use crate::check::containers::ContainerCluster;
+use crate::check::faults::{Fault, FaultInjector, FaultKind, FaultTarget};
+use crate::check::history::{Call, History, HistoryRecorder, Operation, Outcome};
+use kvs_cluster::local::{Binaries, ClusterError, LocalCluster};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -61,7 +66,7 @@ pub enum CheckRunError {
 
 /// Live counters for a progress display.
 #[derive(Debug, Default)]
-pub struct Progress {
+pub struct CheckCounters {
     pub operations: AtomicU64,
     pub faults: AtomicU64,
 }
@@ -80,7 +85,7 @@ pub async fn run(
     backend: Backend,
     bins: Binaries,
     spec: &CheckSpec,
-    progress: Arc<Progress>,
+    progress: Arc<CheckCounters>,
 ) -> Result<CheckRun, CheckRunError> {
     match backend {
         Backend::Local => {
@@ -100,7 +105,7 @@ pub async fn run(
 pub async fn run_on(
     mut cluster: impl FaultTarget,
     spec: &CheckSpec,
-    progress: Arc<Progress>,
+    progress: Arc<CheckCounters>,
 ) -> Result<CheckRun, CheckRunError> {
     cluster.start_frontend().await?;
     for _ in 0..spec.servers.max(1) {
@@ -120,7 +125,7 @@ pub async fn run_on(
 /// `spec.clients` clients putting and getting (see the module doc) until
 /// [`ClientFleet::finish`], each recording into one shared history.
 pub struct ClientFleet {
-    recorder: Arc<Recorder>,
+    recorder: Arc<HistoryRecorder>,
     stop: Arc<AtomicBool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -128,8 +133,8 @@ pub struct ClientFleet {
 impl ClientFleet {
     /// Starts the clients; client `i` talks to `frontends[i % len]` (tests
     /// aim clients at two frontends at once).
-    pub fn start(frontends: &[String], spec: &CheckSpec, progress: Arc<Progress>) -> Result<Self, CheckRunError> {
-        let recorder = Arc::new(Recorder::new());
+    pub fn start(frontends: &[String], spec: &CheckSpec, progress: Arc<CheckCounters>) -> Result<Self, CheckRunError> {
+        let recorder = Arc::new(HistoryRecorder::new());
         let stop = Arc::new(AtomicBool::new(false));
         let next_value = Arc::new(AtomicI32::new(1));
         let mut tasks = Vec::new();
@@ -165,7 +170,7 @@ impl ClientFleet {
 async fn inject_until(
     cluster: &mut impl FaultTarget,
     spec: &CheckSpec,
-    progress: &Progress,
+    progress: &CheckCounters,
 ) -> Result<Vec<(Duration, Fault)>, CheckRunError> {
     let started = Instant::now();
     let deadline = started + spec.duration;
@@ -199,10 +204,10 @@ struct ClientWorker {
     frontend: FrontendClient,
     keys: Key,
     rng: StdRng,
-    recorder: Arc<Recorder>,
+    recorder: Arc<HistoryRecorder>,
     stop: Arc<AtomicBool>,
     next_value: Arc<AtomicI32>,
-    progress: Arc<Progress>,
+    progress: Arc<CheckCounters>,
 }
 
 impl ClientWorker {

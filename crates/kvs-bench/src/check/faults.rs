@@ -3,7 +3,7 @@
 //!
 //! Each kind is a real action on real processes or containers, through a
 //! [`FaultTarget`] (local processes: [`LocalCluster`]; containers:
-//! [`crate::containers::ContainerCluster`]): SIGKILL a server, start a
+//! [`crate::check::containers::ContainerCluster`]): SIGKILL a server, start a
 //! killed one again under its id, `addServer` a new one, `shutdownServer`
 //! one, freeze a server and thaw it later (SIGSTOP/SIGCONT, `docker pause`),
 //! cut a server off the network and reconnect it (containers only), SIGKILL
@@ -21,7 +21,7 @@ use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 
-use crate::cluster::{ClusterError, LocalCluster};
+use kvs_cluster::local::{ClusterError, LocalCluster};
 
 /// A kind of fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
@@ -151,7 +151,7 @@ pub trait FaultTarget {
     }
     /// Waits (bounded) until the frontend reports server `id` active.
     async fn wait_active(&self, id: ServerId, limit: Duration) -> Result<(), ClusterError> {
-        crate::cluster::wait_active(&self.frontend()?, id, limit).await
+        kvs_cluster::local::wait_active(&self.frontend()?, id, limit).await
     }
 }
 

@@ -14,7 +14,7 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 use thiserror::Error;
 
-use crate::results::{Bench, Medians, Stat, System};
+use crate::compare::results::{Bench, Medians, Stat, System};
 
 /// Picture size in pixels.
 const SIZE: (u32, u32) = (1200, 900);
