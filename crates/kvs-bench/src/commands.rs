@@ -14,7 +14,9 @@ use serde::Serialize;
 
 use crate::compare::plot::{self, PlotData};
 use crate::compare::results::{self, Medians};
-use crate::compare::{self, CompareProgress, CompareReport, CompareSpec, Machine, PlotInput, Settings};
+use crate::compare::{
+    self, CompareProgress, CompareReport, CompareSpec, Machine, SUMMARY_BEGIN, SUMMARY_END, Settings,
+};
 use crate::load::workload::{Distribution, Workload};
 use crate::load::{self, ClientKind, LatencySummary, LoadCounters, LoadReport, LoadSpec, PhaseReport};
 use kvs_cluster::local::Binaries;
@@ -301,9 +303,15 @@ pub struct CompareArgs {
     /// The Python seed design's folder [default: $KVS_BASELINE_DIR, or <repo>/../shared/baseline].
     #[arg(long)]
     baseline_dir: Option<PathBuf>,
-    /// Measure nothing: draw the plots of this compare.json again into OUT.
+    /// Measure nothing: write the tables (STEM.md) and plots (STEM.svg,
+    /// STEM.png) of this written report (STEM.json) again into OUT.
     #[arg(long)]
     replot: Option<PathBuf>,
+    /// With --replot: also rewrite the summary of that report in this
+    /// Markdown file (between `<!-- kvs-bench compare summary of PATH -->`
+    /// and `<!-- end of summary -->`).
+    #[arg(long, requires = "replot")]
+    readme: Option<PathBuf>,
 }
 
 impl CompareArgs {
@@ -348,7 +356,13 @@ impl CompareArgs {
 /// report and the plots.
 pub async fn compare(args: CompareArgs) -> ExitCode {
     if let Some(json) = &args.replot {
-        return match replot(json, &args.out) {
+        let written = replot(json, &args.out).and_then(|mut paths| {
+            if let Some(readme) = &args.readme {
+                paths.push(rewrite_summary(readme, json)?);
+            }
+            Ok(paths)
+        });
+        return match written {
             Ok(paths) => wrote(&paths),
             Err(message) => fail(&message),
         };
@@ -396,14 +410,42 @@ fn wrote(paths: &[PathBuf]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Draws the plots of a written `compare.json` into `out`.
-fn replot(json: &Path, out: &Path) -> Result<Vec<PathBuf>, String> {
+/// Reads a report `kvs-bench compare` wrote.
+pub fn read_report(json: &Path) -> Result<CompareReport, String> {
     let text = std::fs::read_to_string(json).map_err(|e| format!("cannot read {}: {e}", json.display()))?;
-    let input: PlotInput =
-        serde_json::from_str(&text).map_err(|e| format!("{} is not a compare report: {e}", json.display()))?;
-    let medians = input.median_map();
-    let data = plot_data(&input.machine, &input.settings, &medians);
-    plot::write(&data, out).map_err(|e| e.to_string())
+    CompareReport::from_json(&text).map_err(|e| format!("{} is not a compare report: {e}", json.display()))
+}
+
+/// Writes the tables and plots of a written report (`STEM.json`) again into
+/// `out`, as `STEM.md`, `STEM.svg` and `STEM.png`.
+fn replot(json: &Path, out: &Path) -> Result<Vec<PathBuf>, String> {
+    let report = read_report(json)?;
+    let stem = json.file_stem().and_then(|s| s.to_str()).unwrap_or("compare");
+    write_tables_and_plots(&report, out, stem)
+}
+
+/// `readme`'s text with the summary block of `json` regenerated; an error if
+/// the block is missing.
+pub fn with_summary(readme: &str, json: &Path, summary: &str) -> Result<String, String> {
+    let begin = format!("{SUMMARY_BEGIN}{} -->\n", json.display());
+    let start = readme
+        .find(&begin)
+        .ok_or_else(|| format!("no line `{}` to write the summary after", begin.trim_end()))?
+        + begin.len();
+    let end = readme[start..]
+        .find(SUMMARY_END)
+        .ok_or_else(|| format!("no `{SUMMARY_END}` after `{}`", begin.trim_end()))?
+        + start;
+    Ok(format!("{}{summary}{}", &readme[..start], &readme[end..]))
+}
+
+/// Rewrites the summary of `json` in the Markdown file `readme`.
+fn rewrite_summary(readme: &Path, json: &Path) -> Result<PathBuf, String> {
+    let report = read_report(json)?;
+    let text = std::fs::read_to_string(readme).map_err(|e| format!("cannot read {}: {e}", readme.display()))?;
+    let updated = with_summary(&text, json, &report.summary())?;
+    std::fs::write(readme, updated).map_err(|e| format!("cannot write {}: {e}", readme.display()))?;
+    Ok(readme.to_path_buf())
 }
 
 fn plot_data<'a>(machine: &Machine, settings: &'a Settings, medians: &'a Medians) -> PlotData<'a> {
@@ -421,11 +463,19 @@ fn plot_data<'a>(machine: &Machine, settings: &'a Settings, medians: &'a Medians
 fn write_compare_outputs(report: &CompareReport, args: &CompareArgs) -> Result<Vec<PathBuf>, String> {
     let json = args.json.clone().unwrap_or_else(|| args.out.join("compare.json"));
     write_json(&json, report)?;
-    let table = args.out.join("compare.md");
+    let mut paths = vec![json];
+    paths.extend(write_tables_and_plots(report, &args.out, "compare")?);
+    Ok(paths)
+}
+
+/// `STEM.md` (the tables) and the plots `STEM.svg`, `STEM.png` in `out`.
+fn write_tables_and_plots(report: &CompareReport, out: &Path, stem: &str) -> Result<Vec<PathBuf>, String> {
+    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let table = out.join(format!("{stem}.md"));
     std::fs::write(&table, report.render()).map_err(|e| format!("cannot write {}: {e}", table.display()))?;
     let data = plot_data(&report.machine, &report.settings, &report.median_map);
-    let mut paths = vec![json, table];
-    paths.extend(plot::write(&data, &args.out).map_err(|e| e.to_string())?);
+    let mut paths = vec![table];
+    paths.extend(plot::write(&data, out, stem).map_err(|e| e.to_string())?);
     Ok(paths)
 }
 

@@ -260,8 +260,15 @@ fn proc_field(text: &str, name: &str) -> Option<String> {
 }
 
 /// Everything a comparison measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CompareReport {
+    /// The commit the run was made at (`git rev-parse --short HEAD` in the
+    /// working folder, `+` if it had changes), when known.
+    #[serde(default)]
+    pub revision: Option<String>,
+    /// When the run ended (UTC, `YYYY-MM-DD`), when known.
+    #[serde(default)]
+    pub date: Option<String>,
     pub machine: Machine,
     pub settings: Settings,
     pub wall_secs: f64,
@@ -322,21 +329,79 @@ impl CompareReport {
     }
 }
 
-/// What the plots need from a written report (`compare.json`), to draw them again.
-#[derive(Debug, Clone, Deserialize)]
-pub struct PlotInput {
-    pub machine: Machine,
-    pub settings: Settings,
-    pub medians: Vec<MedianRow>,
-}
+/// Where the README's summary of a written report begins (the path of its
+/// JSON follows, then ` -->`) and ends.
+pub const SUMMARY_BEGIN: &str = "<!-- kvs-bench compare summary of ";
+/// See [`SUMMARY_BEGIN`].
+pub const SUMMARY_END: &str = "<!-- end of summary -->";
 
-impl PlotInput {
-    /// The medians keyed for [`crate::compare::plot`].
-    pub fn median_map(&self) -> Medians {
-        self.medians
+impl CompareReport {
+    /// A report as `kvs-bench compare` wrote it (`compare.json`).
+    pub fn from_json(text: &str) -> Result<CompareReport, serde_json::Error> {
+        let mut report: CompareReport = serde_json::from_str(text)?;
+        report.median_map = report
+            .medians
             .iter()
             .map(|row| ((row.system, row.servers, row.bench), row.stat.clone()))
-            .collect()
+            .collect();
+        Ok(report)
+    }
+
+    /// The few lines a README carries: the machine, the ratios (which
+    /// travel between machines better than throughput), kvs's throughput
+    /// range and the open-loop tail. Generated, so it cannot drift from the
+    /// JSON (see `kvs-bench compare --readme`).
+    pub fn summary(&self) -> String {
+        let benches = &self.settings.benches;
+        let when = match (&self.revision, &self.date) {
+            (Some(revision), Some(date)) => format!("commit `{revision}`, {date}; "),
+            (Some(revision), None) => format!("commit `{revision}`; "),
+            (None, Some(date)) => format!("{date}; "),
+            (None, None) => String::new(),
+        };
+        let mut out = format!(
+            "{when}{} cores ({}), {} client, {} connections, medians of {} round(s):\n\n",
+            self.machine.cores,
+            self.machine.cpu_model,
+            self.settings.client,
+            self.settings.connections,
+            self.settings.repeat
+        );
+        out.push_str(&results::format_ratios(&self.ratios, benches));
+        let kvs: Vec<String> = benches
+            .iter()
+            .filter_map(|&bench| {
+                let rates: Vec<f64> = self
+                    .settings
+                    .servers
+                    .iter()
+                    .filter_map(|&n| self.median_map.get(&(System::Kvs, n, bench)).map(|s| s.throughput))
+                    .collect();
+                let low = rates.iter().copied().reduce(f64::min)?;
+                let high = rates.iter().copied().reduce(f64::max)?;
+                Some(format!(
+                    "{} {}–{}",
+                    bench.name(),
+                    results::thousands(low),
+                    results::thousands(high)
+                ))
+            })
+            .collect();
+        if !kvs.is_empty() {
+            out.push_str(&format!(
+                "\nkvs ops/s over {:?} servers: {}.\n",
+                self.settings.servers,
+                kvs.join("; ")
+            ));
+        }
+        if let Some(open) = &self.open_loop {
+            out.push_str(&format!(
+                "Open loop at half of kvs's 1-server mix peak ({} ops/s): p99 {} ms.\n",
+                results::thousands(open.rate),
+                results::millis(open.stat.p99_us)
+            ));
+        }
+        out
     }
 }
 
@@ -494,6 +559,8 @@ pub async fn run(spec: &CompareSpec, progress: &CompareProgress) -> Result<Compa
     let ratios = results::ratios(&median_map, &spec.servers);
     let verdicts = results::verdicts(&ratios, &spec.servers, open_loop.as_ref());
     Ok(CompareReport {
+        revision: revision(),
+        date: today(),
         machine: Machine::detect(),
         settings: spec.settings(),
         wall_secs: started.elapsed().as_secs_f64(),
@@ -505,6 +572,29 @@ pub async fn run(spec: &CompareSpec, progress: &CompareProgress) -> Result<Compa
         load_phase_errors: progress.load_phase_errors.load(Ordering::Relaxed),
         median_map,
     })
+}
+
+/// The output of a command, trimmed, if it ran and succeeded.
+fn command_output(program: &str, args: &[&str]) -> Option<String> {
+    std::process::Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// The current commit, `+` marking uncommitted changes, if git can tell.
+fn revision() -> Option<String> {
+    let commit = command_output("git", &["rev-parse", "--short", "HEAD"])?;
+    let dirty =
+        command_output("git", &["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    Some(if dirty { format!("{commit}+") } else { commit })
+}
+
+/// Today's date (UTC) as `YYYY-MM-DD`.
+fn today() -> Option<String> {
+    command_output("date", &["-u", "+%F"])
 }
 
 /// Waits until the machine (nothing of ours runs now) keeps fewer than

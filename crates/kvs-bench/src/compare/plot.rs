@@ -49,12 +49,12 @@ struct Line {
     points: Vec<(i32, f64)>,
 }
 
-/// Writes `compare.svg` and `compare.png` into `dir`; returns their paths.
-pub fn write(data: &PlotData<'_>, dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
+/// Writes `STEM.svg` and `STEM.png` into `dir`; returns their paths.
+pub fn write(data: &PlotData<'_>, dir: &Path, stem: &str) -> Result<Vec<PathBuf>, PlotError> {
     register_font()?;
     std::fs::create_dir_all(dir).map_err(|e| PlotError::Dir(dir.to_path_buf(), e))?;
-    let svg = dir.join("compare.svg");
-    let png = dir.join("compare.png");
+    let svg = dir.join(format!("{stem}.svg"));
+    let png = dir.join(format!("{stem}.png"));
     let failed = |path: &Path| {
         let path = path.to_path_buf();
         move |e: String| PlotError::Draw(path, e)

@@ -57,7 +57,7 @@ impl Bench {
 }
 
 /// One measurement of one repeat.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Sample {
     pub system: System,
     /// Server count (0 for the floor, which has none).
@@ -172,7 +172,7 @@ pub fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 }
 
 /// kvs against the baseline and the floor for one server count and bench.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RatioRow {
     pub servers: usize,
     pub bench: Bench,
@@ -215,7 +215,7 @@ pub fn ratios(medians: &Medians, servers: &[usize]) -> Vec<RatioRow> {
 }
 
 /// The open-loop measurement: kvs, 1 server, the 50% mix at half the peak.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OpenLoop {
     /// The closed-loop peak it is half of (ops/s).
     pub peak: f64,
@@ -238,7 +238,7 @@ pub fn half_peak(medians: &Medians) -> Option<f64> {
 }
 
 /// One of the targets, judged.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JudgedTarget {
     pub target: String,
     /// `None` when it could not be measured in this run.

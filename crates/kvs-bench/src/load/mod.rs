@@ -219,7 +219,7 @@ pub struct LoadCounters {
 }
 
 /// Latency percentiles of one operation type (or all), in microseconds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LatencySummary {
     pub count: u64,
     pub mean_us: f64,
@@ -246,7 +246,7 @@ impl LatencySummary {
 }
 
 /// What one phase measured.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PhaseReport {
     /// Measured operations that were served (`not_found` included).
     pub operations: u64,
@@ -268,7 +268,7 @@ pub struct PhaseReport {
 }
 
 /// What a run measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoadReport {
     pub frontend: String,
     pub workload: String,
