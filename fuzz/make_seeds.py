@@ -84,7 +84,7 @@ MALFORMED = {
     "control-char": b"<methodCall><methodName>m</methodName><params><param><value><string>a\x01b</string></value></param></params></methodCall>",
     "not-xml": b"GET / HTTP/1.1\r\n\r\n",
     # What fuzzing and the property test found the fast path read unlike
-    # dxr (now fixed; see canonical.rs's tests).
+    # dxr (now fixed; see fast_path.rs's tests).
     "regress-declaration": call("get", 4).replace(b"version=", b"ion=", 1),
     "regress-nbsp": "\u00a0".encode() + call("get", 4),
     "regress-cr": call("put", "a\r\nb\rc", 1),

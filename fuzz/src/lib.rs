@@ -20,7 +20,7 @@
 //! Besides checking each response on its own, [`serve_all`] sends every
 //! request to a *twin* router too (a second, identical process, or the same
 //! one where a process keeps no state between calls), with one change: a
-//! body that `kvs_proto::canonical::parse_call` accepts gets an XML comment
+//! body that `kvs_proto::fast_path::parse_call` accepts gets an XML comment
 //! after `<methodCall>`, which sends it down dxr's path instead. The twin
 //! must answer the same: the fast path and dxr's path agree end to end.
 
@@ -33,7 +33,7 @@ use axum::http::{Method, Request, StatusCode};
 use dxr::{FaultResponse, MethodResponse, Value};
 use kvs_process::limits::{self, Limits};
 use kvs_proto::serve::{MAX_BODY_BYTES, MAX_FAULT_CHARS, RPC_PATHS};
-use kvs_proto::{ClusterSecret, canonical};
+use kvs_proto::{ClusterSecret, fast_path};
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
 
@@ -144,13 +144,13 @@ impl Sent {
         let exact_length = self.content_length.as_deref() == Some(self.body.len().to_string().as_str());
         let plain = std::str::from_utf8(&self.body)
             .ok()
-            .filter(|body| exact_length && self.is_rpc_post() && canonical::parse_call(body).is_some());
+            .filter(|body| exact_length && self.is_rpc_post() && fast_path::parse_call(body).is_some());
         let Some(body) = plain else {
             return self.clone();
         };
         let body = body.replacen("<methodCall>", "<methodCall><!-- dxr's path -->", 1);
         assert_eq!(
-            canonical::parse_call(&body),
+            fast_path::parse_call(&body),
             None,
             "a comment sends a call down dxr's path"
         );
@@ -344,10 +344,10 @@ mod tests {
         let mut chunk = vec![0];
         chunk.extend_from_slice(body.as_bytes());
         let sent = Sent::read(&chunk, &secret).expect("a request");
-        assert!(canonical::parse_call(body).is_some());
+        assert!(fast_path::parse_call(body).is_some());
         let twin = sent.for_twin();
         let twin_body = std::str::from_utf8(&twin.body).expect("text");
-        assert_eq!(canonical::parse_call(twin_body), None);
+        assert_eq!(fast_path::parse_call(twin_body), None);
         let call = dxr::MethodCall::from_xml(twin_body).expect("dxr reads it");
         assert_eq!(call.params, vec![Value::Integer(3)]);
         assert_eq!(twin.content_length, Some(twin.body.len().to_string()));

@@ -2,7 +2,7 @@
 //!
 //! Each wraps one pooled HTTP/1.1 client (keep-alive, so a busy caller reuses
 //! its connections) with an optional per-call timeout. Plain calls and
-//! replies are written and read by [`crate::canonical`]; dxr (through
+//! replies are written and read by [`crate::fast_path`]; dxr (through
 //! `dxr_client`'s helpers) handles every other shape, faults among them. Calls take the method
 //! types of [`crate::api`]; faults come back as [`RpcError::Fault`], so a
 //! caller can tell "the peer said no" from "the peer did not answer".
@@ -16,8 +16,8 @@ use thiserror::Error;
 use crate::api::{frontend, server};
 use crate::auth::ClusterSecret;
 use crate::batch::{self, Entry};
-use crate::canonical;
 use crate::digest::Digests;
+use crate::fast_path;
 use crate::fence::Fence;
 use crate::rpc::Rpc;
 use crate::{Key, ServerId, Value};
@@ -132,11 +132,11 @@ impl RpcClient {
     }
 
     /// Sends one call and waits for its reply. Plain calls and replies (see
-    /// [`crate::canonical`]) skip the general XML (de)serialiser; anything
+    /// [`crate::fast_path`]) skip the general XML (de)serialiser; anything
     /// else goes through dxr's.
     pub async fn call<C: Rpc>(&self, call: &C) -> Result<C::Reply, RpcError> {
         let params = call.to_params().map_err(|e| self.bad_reply(e.to_string()))?;
-        let body = match canonical::write_call(C::METHOD, &params) {
+        let body = match fast_path::write_call(C::METHOD, &params) {
             Some(body) => body,
             None => request_to_body(&MethodCall {
                 name: C::METHOD.into(),
@@ -154,7 +154,7 @@ impl RpcClient {
         }
         let response = request.send().await.map_err(unreachable)?;
         let text = response.text().await.map_err(unreachable)?;
-        let value = match canonical::parse_response(&text) {
+        let value = match fast_path::parse_response(&text) {
             Some(value) => value,
             None => match response_to_result(&text) {
                 Ok(Ok(response)) => response.value,

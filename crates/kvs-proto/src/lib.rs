@@ -9,7 +9,7 @@
 //! the metrics every process exposes ([`metrics`]),
 //! fault codes ([`fault`]), typed async clients ([`client`]), the axum
 //! router that serves a set of methods on `/` and `/RPC2` ([`serve`]) and
-//! its fast path for plain calls ([`canonical`]).
+//! its fast path for plain calls ([`fast_path`]).
 
 #![warn(missing_docs)]
 
@@ -17,9 +17,9 @@ pub mod addr;
 pub mod api;
 pub mod auth;
 pub mod batch;
-pub mod canonical;
 pub mod client;
 pub mod digest;
+pub mod fast_path;
 pub mod fault;
 pub mod fence;
 pub mod metrics;

@@ -25,6 +25,18 @@ pub fn boot_of(reply: &str) -> Option<&str> {
         .filter(|boot| !boot.is_empty())
 }
 
+/// A server's reply to its own (local) `put`, as the course's server gives it:
+/// `"[Server ID] put KEY:VALUE"`.
+pub fn server_put(id: ServerId, key: Key, value: Value) -> String {
+    format!("[Server {id}] put {key}:{value}")
+}
+
+/// A server's reply to `shutdownServer`, as the course's server gives it:
+/// `"[Server ID] shutting down"`.
+pub fn server_shutting_down(id: ServerId) -> String {
+    format!("[Server {id}] shutting down")
+}
+
 /// `get`'s reply: `"KEY:VALUE"`, no spaces.
 pub fn pair(key: Key, value: Value) -> String {
     format!("{key}:{value}")

@@ -30,7 +30,7 @@ use dxr::{Fault, FaultResponse, MethodResponse, TryToValue, Value};
 use dxr_server::{Handler, HandlerMap, HandlerResult};
 
 use crate::auth::ClusterSecret;
-use crate::canonical;
+use crate::fast_path;
 use crate::rpc::Rpc;
 
 /// Largest request body accepted; larger ones get HTTP 413.
@@ -237,7 +237,7 @@ async fn respond(handlers: HandlerMap, headers: HeaderMap, body: String) -> (Sta
     }
 }
 
-/// Answers a plain call (see [`crate::canonical`]) to a known method without
+/// Answers a plain call (see [`crate::fast_path`]) to a known method without
 /// dxr's parser; `Err` hands the headers back to send the request down
 /// dxr's path instead, which also reports every error the plain path does
 /// not handle (a missing `Content-Length`, an unknown method, a malformed
@@ -250,7 +250,7 @@ async fn respond_plain(
     if !headers.contains_key(CONTENT_LENGTH) {
         return Err(headers);
     }
-    let Some((name, params)) = canonical::parse_call(body) else {
+    let Some((name, params)) = fast_path::parse_call(body) else {
         return Err(headers);
     };
     let Some(handler) = handlers.get(name) else {
@@ -260,7 +260,7 @@ async fn respond_plain(
     reply_headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/xml"));
     // The handler reads the headers only for the cluster secret.
     let reply = match handler.handle(&params, headers).await {
-        Ok(value) => canonical::write_response(&value).unwrap_or_else(|| {
+        Ok(value) => fast_path::write_response(&value).unwrap_or_else(|| {
             MethodResponse { value }
                 .to_xml()
                 .unwrap_or_else(|e| tidy_fault(&Fault::new(crate::fault::INTERNAL_ERROR, e.to_string())))

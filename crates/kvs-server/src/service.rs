@@ -105,7 +105,7 @@ pub fn methods(service: &Arc<ReplicaService>, secret: Option<ClusterSecret>) -> 
 impl Handle<Put> for ReplicaService {
     async fn handle(&self, call: Put) -> Result<String, Fault> {
         self.store.write().put_local(call.key, call.value);
-        Ok(format!("[Server {}] put {}:{}", self.id, call.key, call.value))
+        Ok(reply::server_put(self.id, call.key, call.value))
     }
 }
 
@@ -131,7 +131,7 @@ impl Handle<PrintKvPairs> for ReplicaService {
 impl Handle<ShutdownServer> for ReplicaService {
     async fn handle(&self, _call: ShutdownServer) -> Result<String, Fault> {
         self.shutdown.notify_one();
-        Ok(format!("[Server {}] shutting down", self.id))
+        Ok(reply::server_shutting_down(self.id))
     }
 }
 

@@ -15,20 +15,26 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use kvs_process::limits::Limits;
 use kvs_process::{self as process, ProcessError};
+use kvs_proto::serve::{HEALTH_PATH, RPC_PATHS};
+use kvs_proto::{fast_path, reply};
 
-/// The one reply: a `get` answer as kvs would give it, for the key and value 0.
-pub const RESPONSE: &str = "<?xml version=\"1.0\"?><methodResponse><params><param><value><string>0:0</string></value></param></params></methodResponse>";
-
-async fn constant(_body: Bytes) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/xml")], RESPONSE)
+/// The one reply: a `get` answer as kvs writes it, for the key and value 0.
+pub fn response() -> String {
+    let value = dxr::Value::String(reply::pair(0, 0));
+    fast_path::write_response(&value).unwrap_or_default()
 }
 
-/// `/` and `/RPC2` answer every POST with [`RESPONSE`]; `/health` answers GET.
+/// Every XML-RPC path answers every POST with [`response`]; the health path answers GET.
 pub fn router() -> Router {
-    Router::new()
-        .route("/", post(constant))
-        .route("/RPC2", post(constant))
-        .route("/health", get(|| async { "ok" }))
+    let body = Bytes::from(response());
+    let constant = move |_request: Bytes| {
+        let body = body.clone();
+        async move { ([(header::CONTENT_TYPE, "text/xml")], body).into_response() }
+    };
+    RPC_PATHS
+        .iter()
+        .fold(Router::new(), |router, path| router.route(path, post(constant.clone())))
+        .route(HEALTH_PATH, get(|| async { "ok" }))
 }
 
 /// Serves the floor on `bind:port` until SIGTERM or SIGINT.
@@ -42,9 +48,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_reply_is_a_get_answer() {
-        assert!(RESPONSE.starts_with("<?xml"));
-        assert!(RESPONSE.contains("<methodResponse><params><param><value><string>0:0</string>"));
-        assert!(RESPONSE.ends_with("</methodResponse>"));
+    fn the_reply_is_a_get_answer_both_parsers_read() {
+        let body = response();
+        let expected = dxr::Value::String(reply::pair(0, 0));
+        assert_eq!(fast_path::parse_response(&body), Some(expected.clone()));
+        let dxr_read = dxr::MethodResponse::from_xml(&body).expect("dxr reads the floor's reply");
+        assert_eq!(dxr_read.value, expected);
     }
 }

@@ -11,6 +11,9 @@
 
 use std::time::Duration;
 
+use kvs_proto::Rpc;
+use kvs_proto::api::frontend::{Get, Put};
+use kvs_proto::serve::RPC_PATHS;
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -59,12 +62,12 @@ impl RawClient {
 
     /// `put(key, value)`.
     pub async fn put(&mut self, key: i32, value: i32) -> Result<(), RawError> {
-        self.call(&call_body("put", &[key, value])).await
+        self.call(&call_body(Put::METHOD, &[key, value])).await
     }
 
     /// `get(key)`.
     pub async fn get(&mut self, key: i32) -> Result<(), RawError> {
-        self.call(&call_body("get", &[key])).await
+        self.call(&call_body(Get::METHOD, &[key])).await
     }
 
     async fn call(&mut self, body: &str) -> Result<(), RawError> {
@@ -231,6 +234,9 @@ fn fault_code(body: &str) -> Option<i32> {
     Some(digits[..end].trim().parse().unwrap_or(i32::MIN))
 }
 
+/// The path Python's `ServerProxy` posts to when the URL names none.
+const PYTHON_PATH: &str = RPC_PATHS[1];
+
 /// A call body as Python's `xmlrpc.client` writes it.
 fn call_body(method: &str, args: &[i32]) -> String {
     let params: String = args
@@ -260,7 +266,11 @@ fn split_url(url: &str) -> Option<(String, String)> {
     } else {
         format!("{authority}:80")
     };
-    let path = if path.is_empty() || path == "/" { "/RPC2" } else { path };
+    let path = if path.is_empty() || path == "/" {
+        PYTHON_PATH
+    } else {
+        path
+    };
     Some((addr, path.to_owned()))
 }
 
@@ -305,14 +315,34 @@ mod tests {
         assert_eq!(fault_code(python), Some(1));
         let dxr = "<methodResponse><fault><value><struct><member><name>faultCode</name><value><i4>3</i4></value></member><member><name>faultString</name><value><string>x</string></value></member></struct></value></fault></methodResponse>";
         assert_eq!(fault_code(dxr), Some(3));
-        assert_eq!(fault_code(crate::compare::floor::RESPONSE), None);
+        assert_eq!(fault_code(&crate::compare::floor::response()), None);
     }
 
     #[test]
     fn bodies_look_like_pythons() {
         assert_eq!(
-            call_body("get", &[7]),
+            call_body(Get::METHOD, &[7]),
             "<?xml version='1.0'?>\n<methodCall>\n<methodName>get</methodName>\n<params>\n<param>\n<value><int>7</int></value>\n</param>\n</params>\n</methodCall>\n"
         );
+    }
+
+    /// The bodies this client writes by hand are exactly what the servers'
+    /// fast path reads, as the calls the method types declare (so a change
+    /// of a method's name or parameters fails here, not in a benchmark).
+    #[test]
+    fn the_fast_path_accepts_every_body_written() {
+        for (key, value) in [(0, 0), (7, -3), (i32::MAX, i32::MIN)] {
+            let put = call_body(Put::METHOD, &[key, value]);
+            let (method, params) = kvs_proto::fast_path::parse_call(&put).expect("plain put");
+            assert_eq!(method, Put::METHOD);
+            assert_eq!(
+                Put::from_params(&params).expect("a put's parameters"),
+                Put { key, value }
+            );
+            let get = call_body(Get::METHOD, &[key]);
+            let (method, params) = kvs_proto::fast_path::parse_call(&get).expect("plain get");
+            assert_eq!(method, Get::METHOD);
+            assert_eq!(Get::from_params(&params).expect("a get's parameters"), Get { key });
+        }
     }
 }

@@ -11,7 +11,7 @@
 //! in a string, any other declaration — so the caller falls back to dxr's
 //! full parser, which then accepts or rejects the request as it always did.
 //! Whatever the fast path accepts, dxr reads the same (see the tests, the
-//! property test `tests/canonical_props.rs` and the fuzz target
+//! property test `tests/fast_path_props.rs` and the fuzz target
 //! `fuzz/fuzz_targets/parse_call.rs`).
 //! [`write_response`] likewise writes scalar replies byte for byte as dxr
 //! would.
@@ -364,7 +364,7 @@ mod tests {
         }
     }
 
-    /// Found by the property test (`tests/canonical_props.rs`): dxr writes a
+    /// Found by the property test (`tests/fast_path_props.rs`): dxr writes a
     /// carriage return as `&#13;` (raw, XML would read it as a line feed).
     #[test]
     fn carriage_returns_are_written_and_read_as_dxr_does() {

@@ -1,4 +1,4 @@
-//! Property: the fast-path parser ([`kvs_proto::canonical`]) and dxr agree
+//! Property: the fast-path parser ([`kvs_proto::fast_path`]) and dxr agree
 //! on every input the fast path accepts — same method name, same
 //! parameters, same reply value — and the fast path writes calls and
 //! replies exactly as dxr does.
@@ -15,7 +15,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use dxr::{MethodCall, MethodResponse, Value};
-use kvs_proto::canonical::{parse_call, parse_response, write_call, write_response};
+use kvs_proto::fast_path::{parse_call, parse_response, write_call, write_response};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
