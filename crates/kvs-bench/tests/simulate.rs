@@ -52,3 +52,34 @@ fn each_fault_kind_alone_finds_no_violation() -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// The deliberate bugs of `crates/kvs-bench/bugs/` (the proof that the
+/// simulation can fail, run by `bugs/run.sh`) still apply to the code, so
+/// that proof cannot silently rot.
+#[test]
+fn the_deliberate_bugs_still_apply() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let bugs = root.join("crates/kvs-bench/bugs");
+    let mut patches: Vec<_> = std::fs::read_dir(&bugs)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "patch"))
+        .collect();
+    patches.sort();
+    assert_eq!(patches.len(), 4, "{patches:?}");
+    for patch in patches {
+        let check = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&root)
+            .args(["apply", "--check"])
+            .arg(&patch)
+            .output()
+            .expect("git runs");
+        assert!(
+            check.status.success(),
+            "{} no longer applies: {}",
+            patch.display(),
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
+}

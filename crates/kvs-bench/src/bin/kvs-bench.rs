@@ -177,11 +177,7 @@ fn run_simulate(args: SimulateArgs) -> ExitCode {
                         Err(failure) => failure.to_string(),
                     }
                 );
-                if schedule.verdict.is_ok() {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::FAILURE
-                }
+                verdict_code(schedule.verdict.is_ok())
             }
             Err(error) => {
                 eprintln!("simulate: {error}");
@@ -211,11 +207,7 @@ fn run_simulate(args: SimulateArgs) -> ExitCode {
                 }
             );
             println!("{summary}");
-            if summary.failures.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
+            verdict_code(summary.failures.is_empty())
         }
         Err(error) => {
             eprintln!("simulate: {error}");
@@ -348,4 +340,10 @@ fn progress_bar(duration: Duration, progress: Arc<CheckCounters>) -> ProgressBar
         }
     });
     bar
+}
+
+/// The exit code of a checking command that ran: 0 when it found nothing
+/// wrong, 1 when it found a violation (2, set elsewhere: it could not run).
+fn verdict_code(clean: bool) -> ExitCode {
+    if clean { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

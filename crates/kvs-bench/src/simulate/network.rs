@@ -199,7 +199,7 @@ impl Network {
                     Arrival::Lost => continue,
                     Arrival::Refused => {
                         if let Some(tx) = reply_tx.take() {
-                            let _ = tx.send(Err(NoReply::Refused));
+                            let _ = tx.send(Err(Refused));
                         }
                         continue;
                     }
@@ -218,7 +218,7 @@ impl Network {
         });
         match tokio::time::timeout_at(deadline, reply_rx).await {
             Ok(Ok(Ok(result))) => result,
-            Ok(Ok(Err(NoReply::Refused))) => Err(unreachable("connection refused")),
+            Ok(Ok(Err(Refused))) => Err(unreachable("connection refused")),
             Ok(Err(_)) => {
                 // Lost on the way: the caller hears nothing until its timeout.
                 tokio::time::sleep_until(deadline).await;
@@ -272,10 +272,9 @@ enum Arrival {
     Delivered(LocalReplica),
 }
 
-/// Why no reply came before the caller's timeout.
-enum NoReply {
-    Refused,
-}
+/// The server's host answered that nothing listens (a crashed process):
+/// the caller hears it at once rather than at its timeout.
+struct Refused;
 
 /// Server `id` as the frontend with `fence` reaches it, over the network.
 #[derive(Clone)]
