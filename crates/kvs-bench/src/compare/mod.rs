@@ -15,7 +15,7 @@
 //! every call by a timeout.
 
 pub mod baseline;
-pub mod cpu;
+
 pub mod floor;
 pub mod footprint;
 pub mod plot;
@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::process::Command;
 
+use crate::load::cpu;
 use crate::load::workload::Workload;
 use crate::load::{self, ClientKind, LoadCounters, LoadError, LoadSpec, PhaseReport};
 use baseline::{BaselineError, PythonBaseline};

@@ -20,6 +20,7 @@
 //! error and is not timed. Works against any frontend URL speaking the
 //! course's wire (kvs, the Python seed design, the floor responder).
 
+pub mod cpu;
 pub mod pacer;
 pub mod raw_client;
 pub mod workload;
@@ -39,7 +40,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::compare::cpu::CpuUse;
+use crate::load::cpu::CpuUse;
 use crate::load::raw_client::{RawClient, RawError};
 use crate::load::workload::{Distribution, InsertSequence, KeyChooser, Mix, OpKind, Workload};
 
