@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Proof that the simulation can fail: applies each deliberate bug in this
 # folder to a scratch copy of the checkout, builds kvs-bench there, and
-# runs `kvs-bench simulate` until the first violation (at most SEEDS
-# schedules, default 5000). Prints, per bug, how many schedules it took.
+# runs `kvs-bench simulate --until-violation` (at most SEEDS schedules,
+# default 5000). Prints, per bug, the first seed that caught it.
 #
 # Usage: crates/kvs-bench/bugs/run.sh [SEEDS] [BUG...]
 #   e.g. crates/kvs-bench/bugs/run.sh 5000 early-ack
@@ -37,11 +37,13 @@ for bug in "${bugs[@]}"; do
     cargo build --quiet --release --manifest-path "$copy/Cargo.toml" -p kvs-bench
     echo "== $bug: simulating up to $seeds schedules"
     out="$scratch/$bug.log"
-    "$CARGO_TARGET_DIR/release/kvs-bench" simulate --seeds "$seeds" >"$out" 2>&1 || true
+    "$CARGO_TARGET_DIR/release/kvs-bench" simulate --seeds "$seeds" --until-violation >"$out" 2>&1 || true
+    # Failures are printed lowest seed first; with --until-violation the
+    # lowest is the first failing seed in order.
     first=$(grep -m1 -o '^seed [0-9]* failed' "$out" | grep -o '[0-9]*' || true)
     summary=$(tail -1 "$out")
     if [ -n "$first" ]; then
-        echo "$bug: caught; first failing seed $first (of seeds 1..$seeds); $summary"
+        echo "$bug: caught at seed $first (seeds 1..$first run; no earlier one failed); $summary"
     else
         echo "$bug: NOT caught in $seeds schedules; $summary"
         status=1

@@ -3,12 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test that panics fails
 
-use kvs_bench::simulate::{self, FaultKind, SimSpec};
+use kvs_bench::simulate::{self, FaultKind, SimSpec, Stop};
 
 #[test]
 fn a_thousand_schedules_with_every_fault_find_no_violation() -> std::io::Result<()> {
     let spec = SimSpec::default();
-    let summary = simulate::run_seeds(1, 1_000, 2, &spec)?;
+    let summary = simulate::run_seeds(1, 1_000, 2, &spec, Stop::Never)?;
     println!("{summary}; {} operations", summary.operations);
     assert_eq!(summary.schedules, 1_000);
     assert!(summary.operations > 100_000, "clients ran: {}", summary.operations);
@@ -46,7 +46,7 @@ fn each_fault_kind_alone_finds_no_violation() -> std::io::Result<()> {
             faults: vec![kind],
             ..SimSpec::default()
         };
-        let summary = simulate::run_seeds(1_000, 40, 2, &spec)?;
+        let summary = simulate::run_seeds(1_000, 40, 2, &spec, Stop::Never)?;
         assert!(summary.faults > 0, "{kind:?} was injected");
         assert!(summary.failures.is_empty(), "{kind:?}: {:#?}", summary.failures);
     }

@@ -66,6 +66,10 @@ struct SimulateArgs {
     /// Replay this one schedule and print its whole history.
     #[arg(long, conflicts_with_all = ["seeds", "first_seed"])]
     seed: Option<u64>,
+    /// Start no schedule after the first that fails (the lowest failing
+    /// seed is then the first in order, however many threads run).
+    #[arg(long)]
+    until_violation: bool,
     /// Threads running schedules [default: the cores here].
     #[arg(long)]
     threads: Option<usize>,
@@ -189,7 +193,12 @@ fn run_simulate(args: SimulateArgs) -> ExitCode {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let started = std::time::Instant::now();
-    match simulate::run_seeds(args.first_seed, args.seeds, threads, &spec) {
+    let stop = if args.until_violation {
+        simulate::Stop::AtFirstViolation
+    } else {
+        simulate::Stop::Never
+    };
+    match simulate::run_seeds(args.first_seed, args.seeds, threads, &spec, stop) {
         Ok(summary) => {
             for (seed, failure) in &summary.failures {
                 println!("seed {seed} failed (replay with --seed {seed}):\n{failure}");

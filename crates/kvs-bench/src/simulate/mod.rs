@@ -214,20 +214,33 @@ impl fmt::Display for Summary {
     }
 }
 
+/// Whether [`run_seeds`] goes on after a violation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Run every seed.
+    Never,
+    /// Start no seed after the first that fails. Seeds are started in
+    /// order, so every seed below a failing one has run: the lowest failure
+    /// reported is the first failing seed, however many threads ran.
+    AtFirstViolation,
+}
+
 /// Runs schedules `first .. first + count` on `threads` threads.
-pub fn run_seeds(first: u64, count: u64, threads: usize, spec: &SimSpec) -> std::io::Result<Summary> {
+pub fn run_seeds(first: u64, count: u64, threads: usize, spec: &SimSpec, stop: Stop) -> std::io::Result<Summary> {
     let next = Arc::new(Mutex::new(first));
+    // The lowest failing seed so far, when stopping at the first.
+    let failed_at = Arc::new(Mutex::new(u64::MAX));
     let end = first.saturating_add(count);
     let summary = Arc::new(Mutex::new(Summary::default()));
     std::thread::scope(|scope| {
         let mut workers = Vec::new();
         for _ in 0..threads.max(1) {
-            let (next, summary) = (Arc::clone(&next), Arc::clone(&summary));
+            let (next, summary, failed_at) = (Arc::clone(&next), Arc::clone(&summary), Arc::clone(&failed_at));
             workers.push(scope.spawn(move || -> std::io::Result<()> {
                 loop {
                     let seed = {
                         let mut next = next.lock();
-                        if *next >= end {
+                        if *next >= end || *next > *failed_at.lock() {
                             return Ok(());
                         }
                         *next += 1;
@@ -243,6 +256,10 @@ pub fn run_seeds(first: u64, count: u64, threads: usize, spec: &SimSpec) -> std:
                     }
                     if let Err(failure) = schedule.verdict {
                         summary.failures.push((seed, failure.to_string()));
+                        if stop == Stop::AtFirstViolation {
+                            let mut failed_at = failed_at.lock();
+                            *failed_at = (*failed_at).min(seed);
+                        }
                     }
                 }
             }));
