@@ -14,9 +14,7 @@ use serde::Serialize;
 
 use crate::compare::plot::{self, PlotData};
 use crate::compare::results::{self, Medians};
-use crate::compare::{
-    self, CompareProgress, CompareReport, CompareSpec, Machine, SUMMARY_BEGIN, SUMMARY_END, Settings,
-};
+use crate::compare::{self, CompareProgress, CompareReport, CompareSpec, Machine, Settings, read_report, with_summary};
 use crate::load::workload::{Distribution, Workload};
 use crate::load::{self, ClientKind, LatencySummary, LoadCounters, LoadReport, LoadSpec, PhaseReport};
 use kvs_cluster::local::Binaries;
@@ -410,33 +408,12 @@ fn wrote(paths: &[PathBuf]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Reads a report `kvs-bench compare` wrote.
-pub fn read_report(json: &Path) -> Result<CompareReport, String> {
-    let text = std::fs::read_to_string(json).map_err(|e| format!("cannot read {}: {e}", json.display()))?;
-    CompareReport::from_json(&text).map_err(|e| format!("{} is not a compare report: {e}", json.display()))
-}
-
 /// Writes the tables and plots of a written report (`STEM.json`) again into
 /// `out`, as `STEM.md`, `STEM.svg` and `STEM.png`.
 fn replot(json: &Path, out: &Path) -> Result<Vec<PathBuf>, String> {
     let report = read_report(json)?;
     let stem = json.file_stem().and_then(|s| s.to_str()).unwrap_or("compare");
     write_tables_and_plots(&report, out, stem)
-}
-
-/// `readme`'s text with the summary block of `json` regenerated; an error if
-/// the block is missing.
-pub fn with_summary(readme: &str, json: &Path, summary: &str) -> Result<String, String> {
-    let begin = format!("{SUMMARY_BEGIN}{} -->\n", json.display());
-    let start = readme
-        .find(&begin)
-        .ok_or_else(|| format!("no line `{}` to write the summary after", begin.trim_end()))?
-        + begin.len();
-    let end = readme[start..]
-        .find(SUMMARY_END)
-        .ok_or_else(|| format!("no `{SUMMARY_END}` after `{}`", begin.trim_end()))?
-        + start;
-    Ok(format!("{}{summary}{}", &readme[..start], &readme[end..]))
 }
 
 /// Rewrites the summary of `json` in the Markdown file `readme`.

@@ -11,11 +11,14 @@
 //! - [`simulate`]: the real frontend and replica code in simulated time,
 //!   under a seeded scheduler of network and process faults, every history
 //!   checked the same way;
-//! - [`commands`]: the `load`, `floor` and `compare` command lines.
+//! - `commands`: the `load`, `floor` and `compare` command lines, with
+//!   their progress bars and plots (feature `cli`, on by default: the
+//!   product crates' tests use the library without it).
 //!
 //! Local clusters of the real binaries come from the `kvs-cluster` crate.
 
 pub mod check;
+#[cfg(feature = "cli")]
 pub mod commands;
 pub mod compare;
 pub mod load;

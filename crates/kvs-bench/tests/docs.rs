@@ -9,8 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kvs_bench::commands::{read_report, with_summary};
-use kvs_bench::compare::SUMMARY_BEGIN;
+use kvs_bench::compare::{SUMMARY_BEGIN, read_report, with_summary};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

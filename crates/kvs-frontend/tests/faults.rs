@@ -298,7 +298,7 @@ async fn write_log_stays_bounded_under_sustained_writes() -> TestResult {
     let warm = kvs_cluster::resident_kib(pid).ok_or("cannot read RSS")?;
     write(2500).await?;
     let after = kvs_cluster::resident_kib(pid).ok_or("cannot read RSS")?;
-    let metrics = http_get(&cluster.frontend_url(), "/metrics").await?;
+    let metrics = http_get(&cluster.frontend_url(), kvs_proto::serve::METRICS_PATH).await?;
     eprintln!("frontend RSS after 4,000 writes: {warm} KiB; after 20,000 more: {after} KiB");
     // Once every server acknowledged everything, the log holds nothing.
     assert!(metrics.contains("\nkvs_log_entries 0\n"), "{metrics}");

@@ -306,7 +306,8 @@ async fn a_paused_frontend_that_was_replaced_answers_nothing_when_it_resumes() -
 }
 
 async fn metric(cluster: &LocalCluster, name: &str) -> Result<u64, Box<dyn std::error::Error>> {
-    let (_, text) = kvs_proto::client::probe(&cluster.frontend_url(), "/metrics", CALL_TIMEOUT).await?;
+    let (_, text) =
+        kvs_proto::client::probe(&cluster.frontend_url(), kvs_proto::serve::METRICS_PATH, CALL_TIMEOUT).await?;
     let line = text
         .lines()
         .find(|line| line.split_whitespace().next() == Some(name))

@@ -312,7 +312,7 @@ mod tests {
             "Failed to parse XML data: Failed to parse XML data: {}",
             "<junk/>".repeat(100)
         );
-        let xml = tidy_fault(&Fault::new(400, echo));
+        let xml = tidy_fault(&Fault::new(crate::fault::INVALID_PARAMS, echo));
         let response = FaultResponse::from_xml(&xml).expect("valid fault");
         assert_eq!(response.fault.code(), crate::fault::PARSE_ERROR);
         assert!(
@@ -327,9 +327,9 @@ mod tests {
     #[test]
     fn long_fault_is_capped() {
         let long = "x".repeat(10_000);
-        let xml = tidy_fault(&Fault::new(400, long));
+        let xml = tidy_fault(&Fault::new(crate::fault::INVALID_PARAMS, long));
         let response = FaultResponse::from_xml(&xml).expect("valid fault");
-        assert_eq!(response.fault.code(), 400);
+        assert_eq!(response.fault.code(), crate::fault::INVALID_PARAMS);
         assert!(response.fault.string().chars().count() < MAX_FAULT_CHARS + 20);
     }
 }

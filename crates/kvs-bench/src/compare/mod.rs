@@ -18,6 +18,7 @@ pub mod baseline;
 
 pub mod floor;
 pub mod footprint;
+#[cfg(feature = "cli")]
 pub mod plot;
 pub mod results;
 
@@ -335,6 +336,27 @@ impl CompareReport {
 pub const SUMMARY_BEGIN: &str = "<!-- kvs-bench compare summary of ";
 /// See [`SUMMARY_BEGIN`].
 pub const SUMMARY_END: &str = "<!-- end of summary -->";
+
+/// Reads a report `kvs-bench compare` wrote.
+pub fn read_report(json: &Path) -> Result<CompareReport, String> {
+    let text = std::fs::read_to_string(json).map_err(|e| format!("cannot read {}: {e}", json.display()))?;
+    CompareReport::from_json(&text).map_err(|e| format!("{} is not a compare report: {e}", json.display()))
+}
+
+/// `readme`'s text with the summary block of `json` regenerated; an error if
+/// the block is missing.
+pub fn with_summary(readme: &str, json: &Path, summary: &str) -> Result<String, String> {
+    let begin = format!("{SUMMARY_BEGIN}{} -->\n", json.display());
+    let start = readme
+        .find(&begin)
+        .ok_or_else(|| format!("no line `{}` to write the summary after", begin.trim_end()))?
+        + begin.len();
+    let end = readme[start..]
+        .find(SUMMARY_END)
+        .ok_or_else(|| format!("no `{SUMMARY_END}` after `{}`", begin.trim_end()))?
+        + start;
+    Ok(format!("{}{summary}{}", &readme[..start], &readme[end..]))
+}
 
 impl CompareReport {
     /// A report as `kvs-bench compare` wrote it (`compare.json`).
