@@ -1,6 +1,7 @@
 //! The benchmark figures in `docs/` and the README are generated from the
 //! JSON reports `kvs-bench compare` wrote, so they cannot drift from them:
-//! every `docs/*.json` report's tables (`docs/STEM.md`) and every summary
+//! every report's tables (`docs/STEM.md` beside `docs/STEM.json`, and so
+//! in `docs/history/`) and every summary
 //! block in the README must be exactly what the report gives today
 //! (`kvs-bench compare --replot docs/STEM.json --out docs --readme README.md`
 //! writes them).
@@ -15,13 +16,14 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The compare reports in `docs/`.
+/// The compare reports in `docs/` and `docs/history/`.
 fn reports() -> Vec<PathBuf> {
-    let mut reports: Vec<PathBuf> = std::fs::read_dir(repo().join("docs"))
-        .unwrap()
+    let root = repo();
+    let mut reports: Vec<PathBuf> = [root.join("docs"), root.join("docs/history")]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(dir).unwrap())
         .map(|entry| entry.unwrap().path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
-        .filter(|path| read_report(path).is_ok())
         .collect();
     reports.sort();
     reports
@@ -35,7 +37,8 @@ fn docs_tables_are_generated_from_their_reports() {
         let tables = json.with_extension("md");
         let written = std::fs::read_to_string(&tables)
             .unwrap_or_else(|e| panic!("{} has no tables ({}): {e}", json.display(), tables.display()));
-        let expected = read_report(&json).unwrap().render();
+        let report = read_report(&json).unwrap_or_else(|e| panic!("{e}"));
+        let expected = report.render();
         assert!(
             written == expected,
             "{} differs from what {} gives; regenerate with kvs-bench compare --replot",
