@@ -235,3 +235,95 @@ impl Membership {
         self.members.values().map(|m| m.acked).min()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kvs_proto::ServerClient;
+
+    use super::*;
+
+    /// A member that is `active` or joining, having acknowledged `acked`.
+    /// Its client is never called here.
+    fn member(membership: &mut Membership, active: bool, acked: u64) -> Member {
+        let client: ReplicaHandle = Arc::new(ServerClient::new("http://127.0.0.1:1", None).expect("a valid URL"));
+        Member {
+            client,
+            incarnation: membership.next_incarnation(),
+            boot: Some("boot".to_owned()),
+            acked,
+            lease_from: None,
+            phase: if active {
+                Phase::Active
+            } else {
+                Phase::Joining {
+                    snapshot_done: false,
+                    promoted: None,
+                }
+            },
+            changed: Arc::new(Notify::new()),
+        }
+    }
+
+    fn cluster(members: &[(ServerId, bool, u64)]) -> Membership {
+        let mut membership = Membership::default();
+        for &(id, active, acked) in members {
+            let member = member(&mut membership, active, acked);
+            membership.insert(id, member);
+        }
+        membership
+    }
+
+    #[test]
+    fn commit_is_the_lowest_acknowledgement_of_the_active_members_only() {
+        assert_eq!(Membership::default().commit_point(), None);
+        let membership = cluster(&[(0, true, 9), (1, true, 7), (2, false, 3)]);
+        assert_eq!(
+            membership.commit_point(),
+            Some(7),
+            "the joining member does not hold it back"
+        );
+        assert_eq!(membership.lowest_acked(), Some(3), "but the log keeps what it lacks");
+        assert_eq!(
+            cluster(&[(2, false, 3)]).commit_point(),
+            None,
+            "joining alone commits nothing"
+        );
+    }
+
+    #[test]
+    fn fail_a_member_remembers_it_as_lost_and_an_old_incarnation_cannot() {
+        let mut membership = cluster(&[(0, true, 5), (1, true, 5)]);
+        let stale = membership.get(1).map(|m| m.incarnation).expect("member 1") + 100;
+        assert!(
+            !membership.lose(1, Some(stale)),
+            "a report about an earlier member changes nothing"
+        );
+        assert!(membership.lose(1, None));
+        assert_eq!(membership.status_ids(), [vec![0], vec![], vec![1]]);
+        assert!(!membership.contains(1) && membership.client_of(1).is_some());
+        assert_eq!(membership.record_ids(), (vec![0], vec![1]));
+        membership.found(1);
+        assert_eq!(membership.status_ids(), [vec![0], vec![], vec![]]);
+    }
+
+    #[test]
+    fn with_no_active_member_left_the_joining_ones_are_lost_too() {
+        let mut membership = cluster(&[(0, true, 5), (1, false, 2), (2, false, 4)]);
+        assert!(membership.lose(0, None));
+        membership.lose_joining();
+        assert_eq!(membership.status_ids(), [vec![], vec![], vec![0, 1, 2]]);
+        assert_eq!(membership.active_count(), 0);
+        assert!(membership.forget(1).is_some(), "a lost server can be forgotten");
+        assert_eq!(membership.status_ids(), [vec![], vec![], vec![0, 2]]);
+    }
+
+    #[test]
+    fn the_record_keeps_the_boots_of_active_members() {
+        let membership = cluster(&[(0, true, 1), (3, false, 0)]);
+        assert_eq!(
+            membership.active_boots(),
+            BTreeMap::from([(0, "boot".to_owned())]),
+            "a joining member's boot is not recorded as holding the writes"
+        );
+    }
+}

@@ -181,6 +181,55 @@ async fn fail_a_crashed_server_leaves_the_active_set_and_writes_go_on() -> TestR
 }
 
 #[tokio::test(start_paused = true)]
+async fn detect_a_paused_server_by_heartbeats_alone_then_readmit_it() -> TestResult {
+    let (world, frontend) = cluster(3, 1024, 1, 1).await?;
+    put(&frontend, 1, 10).await?;
+    world.network().set_status(2, Status::Paused);
+    // No write is made: only the failure detector's heartbeats can tell.
+    let lost = eventually(Duration::from_secs(2), async || {
+        status(&frontend)
+            .await
+            .is_ok_and(|[active, _, lost]| active == vec![0, 1] && lost == vec![2])
+    })
+    .await;
+    assert!(lost, "a silent server is found within the heartbeat timeout");
+    put(&frontend, 2, 20).await?;
+    world.network().set_status(2, Status::Up);
+    let back = eventually(Duration::from_secs(5), async || {
+        status(&frontend)
+            .await
+            .is_ok_and(|[active, _, _]| active == vec![0, 1, 2])
+    })
+    .await;
+    assert!(back, "it is readmitted once it answers");
+    assert_eq!(world.network().pairs(2), committed(&frontend, 0..3).await?);
+    world.stop().await;
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn detect_a_server_restarted_empty_between_two_heartbeats_by_its_boot_id() -> TestResult {
+    let (world, frontend) = cluster(2, 1024, 1, 1).await?;
+    write_concurrently(&frontend, 2, 10, 10).await?;
+    let expected = committed(&frontend, 0..10).await?;
+    // Down and up again at once: a new, empty process under the same id,
+    // which answers every heartbeat; no write reveals it.
+    world.network().set_status(1, Status::Down);
+    world.network().set_status(1, Status::Up);
+    assert!(world.network().pairs(1).is_empty());
+    let rebuilt = eventually(Duration::from_secs(5), async || {
+        status(&frontend).await.is_ok_and(|[active, _, _]| active == vec![0, 1]) && world.network().pairs(1) == expected
+    })
+    .await;
+    assert!(
+        rebuilt,
+        "the new boot id is noticed and the server caught up and active again"
+    );
+    world.stop().await;
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
 async fn join_a_server_added_under_load_ends_with_every_pair() -> TestResult {
     let (world, frontend) = cluster(2, 4, 2, 3).await?;
     write_concurrently(&frontend, 2, 30, 50).await?;
