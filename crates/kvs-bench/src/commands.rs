@@ -354,9 +354,11 @@ impl CompareArgs {
 /// report and the plots.
 pub async fn compare(args: CompareArgs) -> ExitCode {
     if let Some(json) = &args.replot {
-        let written = replot(json, &args.out).and_then(|mut paths| {
+        let written = read_report(json).and_then(|report| {
+            let stem = json.file_stem().and_then(|s| s.to_str()).unwrap_or("compare");
+            let mut paths = write_tables_and_plots(&report, &args.out, stem)?;
             if let Some(readme) = &args.readme {
-                paths.push(rewrite_summary(readme, json)?);
+                paths.push(rewrite_summary(readme, json, &report)?);
             }
             Ok(paths)
         });
@@ -408,17 +410,8 @@ fn wrote(paths: &[PathBuf]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Writes the tables and plots of a written report (`STEM.json`) again into
-/// `out`, as `STEM.md`, `STEM.svg` and `STEM.png`.
-fn replot(json: &Path, out: &Path) -> Result<Vec<PathBuf>, String> {
-    let report = read_report(json)?;
-    let stem = json.file_stem().and_then(|s| s.to_str()).unwrap_or("compare");
-    write_tables_and_plots(&report, out, stem)
-}
-
-/// Rewrites the summary of `json` in the Markdown file `readme`.
-fn rewrite_summary(readme: &Path, json: &Path) -> Result<PathBuf, String> {
-    let report = read_report(json)?;
+/// Rewrites the summary of `report` (read from `json`) in the Markdown file `readme`.
+fn rewrite_summary(readme: &Path, json: &Path, report: &CompareReport) -> Result<PathBuf, String> {
     let text = std::fs::read_to_string(readme).map_err(|e| format!("cannot read {}: {e}", readme.display()))?;
     let updated = with_summary(&text, json, &report.summary())?;
     std::fs::write(readme, updated).map_err(|e| format!("cannot write {}: {e}", readme.display()))?;

@@ -15,7 +15,6 @@
 //! every call by a timeout.
 
 pub mod baseline;
-
 pub mod floor;
 pub mod footprint;
 #[cfg(feature = "cli")]
@@ -376,11 +375,17 @@ impl CompareReport {
     /// JSON (see `kvs-bench compare --readme`).
     pub fn summary(&self) -> String {
         let benches = &self.settings.benches;
-        let when = match (&self.revision, &self.date) {
-            (Some(revision), Some(date)) => format!("commit `{revision}`, {date}; "),
-            (Some(revision), None) => format!("commit `{revision}`; "),
-            (None, Some(date)) => format!("{date}; "),
-            (None, None) => String::new(),
+        let when: Vec<String> = [
+            self.revision.as_ref().map(|r| format!("commit `{r}`")),
+            self.date.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let when = if when.is_empty() {
+            String::new()
+        } else {
+            when.join(", ") + "; "
         };
         let mut out = format!(
             "{when}{} cores ({}), {} client, {} connections, medians of {} round(s):\n\n",

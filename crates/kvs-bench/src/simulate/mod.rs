@@ -16,6 +16,7 @@ pub mod world;
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use kvs_frontend::config::Config;
@@ -227,51 +228,42 @@ pub enum Stop {
 
 /// Runs schedules `first .. first + count` on `threads` threads.
 pub fn run_seeds(first: u64, count: u64, threads: usize, spec: &SimSpec, stop: Stop) -> std::io::Result<Summary> {
-    let next = Arc::new(Mutex::new(first));
-    // The lowest failing seed so far, when stopping at the first.
-    let failed_at = Arc::new(Mutex::new(u64::MAX));
     let end = first.saturating_add(count);
-    let summary = Arc::new(Mutex::new(Summary::default()));
-    std::thread::scope(|scope| {
-        let mut workers = Vec::new();
-        for _ in 0..threads.max(1) {
-            let (next, summary, failed_at) = (Arc::clone(&next), Arc::clone(&summary), Arc::clone(&failed_at));
-            workers.push(scope.spawn(move || -> std::io::Result<()> {
-                loop {
-                    let seed = {
-                        let mut next = next.lock();
-                        if *next >= end || *next > *failed_at.lock() {
-                            return Ok(());
-                        }
-                        *next += 1;
-                        *next - 1
-                    };
-                    let schedule = run_schedule(seed, spec)?;
-                    let mut summary = summary.lock();
-                    summary.schedules += 1;
-                    summary.faults += schedule.faults;
-                    summary.operations += schedule.history.len();
-                    if schedule.unrecoverable {
-                        summary.unrecoverable.push(seed);
-                    }
-                    if let Err(failure) = schedule.verdict {
-                        summary.failures.push((seed, failure.to_string()));
-                        if stop == Stop::AtFirstViolation {
-                            let mut failed_at = failed_at.lock();
-                            *failed_at = (*failed_at).min(seed);
-                        }
-                    }
-                }
-            }));
+    let next = AtomicU64::new(first);
+    // The lowest failing seed so far, when stopping at the first.
+    let failed_at = AtomicU64::new(u64::MAX);
+    let summary = Mutex::new(Summary::default());
+    let work = || -> std::io::Result<()> {
+        loop {
+            let seed = next.fetch_add(1, Ordering::Relaxed);
+            if seed >= end || seed > failed_at.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let schedule = run_schedule(seed, spec)?;
+            if schedule.verdict.is_err() && stop == Stop::AtFirstViolation {
+                failed_at.fetch_min(seed, Ordering::Relaxed);
+            }
+            let mut summary = summary.lock();
+            summary.schedules += 1;
+            summary.faults += schedule.faults;
+            summary.operations += schedule.history.len();
+            if schedule.unrecoverable {
+                summary.unrecoverable.push(seed);
+            }
+            if let Err(failure) = schedule.verdict {
+                summary.failures.push((seed, failure.to_string()));
+            }
         }
-        for worker in workers {
+    };
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads.max(1)).map(|_| scope.spawn(work)).collect();
+        workers.into_iter().try_for_each(|worker| {
             worker
                 .join()
-                .map_err(|_| std::io::Error::other("a simulation thread panicked"))??;
-        }
-        Ok::<(), std::io::Error>(())
+                .map_err(|_| std::io::Error::other("a simulation thread panicked"))?
+        })
     })?;
-    let mut summary = std::mem::take(&mut *summary.lock());
+    let mut summary = summary.into_inner();
     summary.failures.sort_by_key(|(seed, _)| *seed);
     summary.unrecoverable.sort_unstable();
     Ok(summary)
