@@ -5,7 +5,8 @@
 //! the membership (which servers were active, which were lost). The data
 //! itself lives on the servers; a restarted frontend rebuilds its committed
 //! state from the servers that were active (see [`crate::recovery`]). The
-//! record is replaced atomically (write, fsync, rename, fsync the folder).
+//! record is replaced atomically (write, fsync, rename, fsync the folder;
+//! see [`kvs_process::folder`]).
 //!
 //! One frontend at a time: opening the folder takes an exclusive lock on
 //! `lock` in it (released when the process ends, however it ends), and a
@@ -13,18 +14,16 @@
 //! finds a newer epoch on disk has been superseded.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
-use std::sync::Arc;
-
+use kvs_process::folder::{FolderError, LockedFolder};
 use kvs_proto::ServerId;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 const RECORD_FILE: &str = "cluster.json";
-const LOCK_FILE: &str = "lock";
 
 /// The durable cluster record.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,12 +48,10 @@ pub struct ClusterRecord {
 /// Why the record could not be read or written.
 #[derive(Debug, Error)]
 pub enum DurableError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Folder(#[from] FolderError),
     #[error("{path} is not a valid cluster record: {source}")]
     Corrupt { path: PathBuf, source: serde_json::Error },
-    #[error("{path} is locked: another frontend uses this data folder")]
-    Locked { path: PathBuf },
     #[error("{path} holds epoch {on_disk}, newer than this frontend's {ours}: it has been superseded")]
     Superseded { path: PathBuf, on_disk: u64, ours: u64 },
 }
@@ -72,58 +69,32 @@ pub trait RecordStore: Send + Sync {
 /// The frontend's data folder, locked for this process.
 #[derive(Debug, Clone)]
 pub struct DataDir {
-    dir: PathBuf,
-    /// Held open for the lock it carries.
-    _lock: Arc<File>,
+    folder: LockedFolder,
 }
 
 impl DataDir {
     /// Opens (creating if needed) the folder and locks it, or fails at once
     /// if another process holds it.
     pub fn open(dir: &Path) -> Result<Self, DurableError> {
-        fs::create_dir_all(dir).map_err(|source| DurableError::Io {
-            path: dir.to_owned(),
-            source,
-        })?;
-        let path = dir.join(LOCK_FILE);
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|source| DurableError::Io {
-                path: path.clone(),
-                source,
-            })?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => return Err(DurableError::Locked { path }),
-            Err(fs::TryLockError::Error(source)) => return Err(DurableError::Io { path, source }),
-        }
         Ok(DataDir {
-            dir: dir.to_owned(),
-            _lock: Arc::new(lock),
+            folder: LockedFolder::open(dir)?,
         })
-    }
-
-    fn record_path(&self) -> PathBuf {
-        self.dir.join(RECORD_FILE)
     }
 }
 
 impl RecordStore for DataDir {
     fn load(&self) -> Result<ClusterRecord, DurableError> {
-        let path = self.record_path();
+        let path = self.folder.join(RECORD_FILE);
         match fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| DurableError::Corrupt { path, source }),
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(ClusterRecord::default()),
-            Err(source) => Err(DurableError::Io { path, source }),
+            Err(source) => Err(FolderError::Io { path, source }.into()),
         }
     }
 
     fn store(&self, record: &ClusterRecord) -> Result<(), DurableError> {
         let on_disk = self.load()?.epoch;
-        let path = self.record_path();
+        let path = self.folder.join(RECORD_FILE);
         if on_disk > record.epoch {
             return Err(DurableError::Superseded {
                 path,
@@ -131,23 +102,8 @@ impl RecordStore for DataDir {
                 ours: record.epoch,
             });
         }
-        let tmp = self.dir.join(format!("{RECORD_FILE}.tmp"));
-        let io_error = |path: &Path| {
-            let path = path.to_owned();
-            move |source| DurableError::Io { path, source }
-        };
-        let bytes = serde_json::to_vec_pretty(record).map_err(|source| DurableError::Corrupt {
-            path: path.clone(),
-            source,
-        })?;
-        let mut file = File::create(&tmp).map_err(io_error(&tmp))?;
-        file.write_all(&bytes).map_err(io_error(&tmp))?;
-        file.sync_all().map_err(io_error(&tmp))?;
-        fs::rename(&tmp, &path).map_err(io_error(&path))?;
-        File::open(&self.dir)
-            .and_then(|dir| dir.sync_all())
-            .map_err(io_error(&self.dir))?;
-        Ok(())
+        let bytes = serde_json::to_vec_pretty(record).map_err(|source| DurableError::Corrupt { path, source })?;
+        Ok(self.folder.replace(RECORD_FILE, &bytes)?)
     }
 }
 
@@ -179,7 +135,10 @@ mod tests {
     fn one_frontend_per_folder_and_no_older_epoch() -> Result<(), DurableError> {
         let dir = std::env::temp_dir().join(format!("kvs-durable-lock-{}", std::process::id()));
         let data = DataDir::open(&dir)?;
-        assert!(matches!(DataDir::open(&dir), Err(DurableError::Locked { .. })));
+        assert!(matches!(
+            DataDir::open(&dir),
+            Err(DurableError::Folder(FolderError::Locked { .. }))
+        ));
         let newer = ClusterRecord {
             epoch: 5,
             ..ClusterRecord::default()

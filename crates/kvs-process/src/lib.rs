@@ -23,6 +23,7 @@ use tokio::sync::Semaphore;
 use tracing_subscriber::EnvFilter;
 
 use kvs_proto::addr::port_for;
+pub mod folder;
 pub mod limits;
 
 use crate::limits::Limits;

@@ -5,7 +5,8 @@
 //! `9000 + ID` and answers the frontend's replication calls and the course
 //! skeleton's methods. It exits cleanly on `shutdownServer`, SIGTERM or SIGINT.
 //! With `--join URL` it enrols itself with the frontend there, and leaves on
-//! SIGTERM (`kvs_server::enrolment`). Every option also comes from an environment
+//! SIGTERM (`kvs_server::enrolment`). With `--data-dir DIR` its pairs
+//! survive a restart (`kvs_server::data_dir`). Every option also comes from an environment
 //! variable, as a container or pod sets them.
 
 use std::net::{IpAddr, SocketAddr};
@@ -23,6 +24,7 @@ use kvs_proto::serve::Probes;
 use prometheus_client::metrics::gauge::Gauge;
 use thiserror::Error;
 
+use kvs_server::data_dir::{DataDir, DataDirError, SyncError};
 use kvs_server::enrolment::Enrolment;
 use kvs_server::service::{self, ReplicaService};
 
@@ -35,6 +37,10 @@ enum ServerError {
     Secret(#[from] SecretError),
     #[error("cannot use --join {url}: {source}")]
     Join { url: String, source: RpcError },
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    #[error("stopped: {0}")]
+    Log(#[from] SyncError),
 }
 
 /// A kvs replica server.
@@ -60,6 +66,15 @@ struct Args {
     /// contend with each other's threads.
     #[arg(long, default_value_t = 1, env = "KVS_WORKER_THREADS")]
     worker_threads: usize,
+    /// Keep the pairs here, durably: every change is logged and synced
+    /// before it is acknowledged, and a restarted server recovers them.
+    /// Without it the pairs live in memory only.
+    #[arg(long, env = "KVS_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<std::path::PathBuf>,
+    /// With --data-dir: snapshot the store once the current log file has
+    /// grown past this many bytes.
+    #[arg(long, default_value_t = 64 << 20, env = "KVS_SNAPSHOT_BYTES", value_name = "BYTES")]
+    snapshot_bytes: u64,
     #[command(flatten)]
     secret: SecretArgs,
     #[command(flatten)]
@@ -96,8 +111,11 @@ async fn run(args: Args) -> Result<(), ServerError> {
         )?)),
         None => None,
     };
+    let service = Arc::new(match &args.data_dir {
+        Some(dir) => ReplicaService::durable(args.id, DataDir::open(dir, args.snapshot_bytes)?),
+        None => ReplicaService::new(args.id),
+    });
     let listener = process::listen(addr).await?;
-    let service = Arc::new(ReplicaService::new(args.id));
     let keys = Gauge::<i64>::default();
     metrics().register("store_keys", "Keys this replica holds", keys.clone());
     let probes = {
@@ -131,11 +149,17 @@ async fn run(args: Args) -> Result<(), ServerError> {
                         enrolment.leave().await;
                     }
                 }
-                () = service.shutdown_requested() => tracing::info!("shutdownServer received, shutting down"),
+                () = service.shutdown_requested() => match service.failure() {
+                    Some(error) => tracing::error!(%error, "stopping: the log failed"),
+                    None => tracing::info!("shutdownServer received, shutting down"),
+                },
             }
         }
     };
     process::serve_until(listener, router, &args.limits, stop).await?;
+    if let Some(error) = service.failure() {
+        return Err(error.into());
+    }
     tracing::info!(id = args.id, "server stopped");
     Ok(())
 }

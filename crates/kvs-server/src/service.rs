@@ -1,6 +1,8 @@
 //! The server's XML-RPC methods, each a [`Handle`] impl over the [`Store`].
 //! The replication methods first check the caller's fence ([`Following`]);
-//! a batch is checked whole before any of it is applied.
+//! a batch is checked whole before any of it is applied. With a data folder
+//! ([`DataDir`]) every change is logged in the order it is applied, and
+//! acknowledged only once the log has it on disk.
 
 use std::sync::Arc;
 
@@ -11,21 +13,28 @@ use kvs_proto::api::server::{
 use kvs_proto::metrics::metrics;
 use kvs_proto::serve::{Handle, Methods};
 use kvs_proto::{ClusterSecret, Fence, batch, fault, reply};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
+use crate::data_dir::{DataDir, Opened, SyncError};
 use crate::following::{Following, Refusal};
 use crate::store::Store;
+use crate::wal::{self, Record};
 
-/// The replica: its store, and the switch `shutdownServer` flips.
+/// The replica: its store, its data folder if any, and the switch
+/// `shutdownServer` (or a failed log) flips.
 #[derive(Debug)]
 pub struct ReplicaService {
     id: i32,
-    /// Tells this run of the process apart from earlier ones (see [`reply::alive`]).
+    /// Tells this run of the process apart from earlier ones (see
+    /// [`reply::alive`]); a durable replica's folder identity instead.
     boot: String,
     following: Following,
     store: RwLock<Store>,
+    data: Option<DataDir>,
     shutdown: Notify,
+    /// Why the replica stopped on its own, if it did.
+    failure: Mutex<Option<SyncError>>,
 }
 
 impl ReplicaService {
@@ -37,13 +46,57 @@ impl ReplicaService {
     /// A replica that answers heartbeats with `boot` (a simulation's
     /// restarted replica gets a new one of its choosing).
     pub fn with_boot(id: i32, boot: String) -> Self {
+        Self::build(id, boot, Store::default(), None)
+    }
+
+    /// A durable replica: the store its data folder recovered, which it
+    /// logs every change to, and the folder's identity as its boot id.
+    pub fn durable(id: i32, opened: Opened) -> Self {
+        Self::build(id, opened.identity, opened.store, Some(opened.data))
+    }
+
+    fn build(id: i32, boot: String, store: Store, data: Option<DataDir>) -> Self {
         ReplicaService {
             id,
             boot,
             following: Following::default(),
-            store: RwLock::new(Store::default()),
+            store: RwLock::new(store),
+            data,
             shutdown: Notify::new(),
+            failure: Mutex::new(None),
         }
+    }
+
+    /// Applies `apply` to the store and logs `record` (made by `frame`) in
+    /// the same order, then waits until the record is on disk. A log that
+    /// fails stops the replica: the change is not acknowledged.
+    async fn change<T>(
+        &self,
+        frame: impl FnOnce() -> Vec<u8>,
+        apply: impl FnOnce(&mut Store) -> T,
+    ) -> Result<T, Fault> {
+        let (out, synced) = {
+            let mut store = self.store.write();
+            let out = apply(&mut store);
+            let synced = self.data.as_ref().map(|data| {
+                let synced = data.append(frame());
+                if data.snapshot_due() {
+                    data.snapshot(store.image());
+                }
+                synced
+            });
+            (out, synced)
+        };
+        if let Some(synced) = synced {
+            let outcome = synced.await.unwrap_or_else(|_| Err(SyncError::stopped()));
+            if let Err(error) = outcome {
+                let message = format!("server {}: {error}", self.id);
+                self.failure.lock().get_or_insert(error);
+                self.shutdown.notify_one();
+                return Err(Fault::new(fault::INTERNAL_ERROR, message));
+            }
+        }
+        Ok(out)
     }
 
     /// Accepts a replication call from the frontend that sent `fence`, or
@@ -72,15 +125,21 @@ impl ReplicaService {
         self.store.read().len()
     }
 
-    /// Resolves once `shutdownServer` has been called.
+    /// Resolves once `shutdownServer` has been called, or the log failed
+    /// (see [`ReplicaService::failure`]).
     pub async fn shutdown_requested(&self) {
         self.shutdown.notified().await;
+    }
+
+    /// Why the replica stopped on its own: its log failed.
+    pub fn failure(&self) -> Option<SyncError> {
+        self.failure.lock().clone()
     }
 }
 
 /// A boot id unlikely to repeat: the start time in nanoseconds and the
 /// process id, in hex.
-fn boot_id() -> String {
+pub(crate) fn boot_id() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|since| since.as_nanos())
@@ -104,7 +163,12 @@ pub fn methods(service: &Arc<ReplicaService>, secret: Option<ClusterSecret>) -> 
 
 impl Handle<Put> for ReplicaService {
     async fn handle(&self, call: Put) -> Result<String, Fault> {
-        self.store.write().put_local(call.key, call.value);
+        let record = Record::LocalPut {
+            key: call.key,
+            value: call.value,
+        };
+        self.change(|| wal::encode(&record), |store| store.put_local(call.key, call.value))
+            .await?;
         Ok(reply::server_put(self.id, call.key, call.value))
     }
 }
@@ -156,11 +220,8 @@ impl Handle<ApplyBatch> for ReplicaService {
             )));
         }
         self.admit(&call.fence, false)?;
-        let mut store = self.store.write();
-        for entry in batch.entries {
-            store.apply(entry);
-        }
-        store.settle(batch.stable);
+        self.change(|| wal::batch_frame(&call.entries), |store| store.apply_batch(batch))
+            .await?;
         Ok(count)
     }
 }
@@ -175,7 +236,7 @@ impl Handle<Heartbeat> for ReplicaService {
 impl Handle<ResetStore> for ReplicaService {
     async fn handle(&self, call: ResetStore) -> Result<i32, Fault> {
         self.admit(&call.fence, call.force)?;
-        let dropped = self.store.write().clear();
+        let dropped = self.change(|| wal::encode(&Record::Reset), Store::clear).await?;
         tracing::info!(id = self.id, dropped, "store reset for catch-up");
         Ok(i32::try_from(dropped).unwrap_or(i32::MAX))
     }

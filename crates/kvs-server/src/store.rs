@@ -25,14 +25,28 @@
 
 use std::collections::HashMap;
 
+use kvs_proto::batch::Batch;
 use kvs_proto::digest::Digests;
 use kvs_proto::{Entry, Key, Value};
+
+use crate::wal::Record;
 
 /// `recent` is merged into `settled` once it holds more than this many
 /// pairs and more than [`MERGE_FRACTION`] of `settled`.
 const MERGE_MIN: usize = 4096;
 /// See [`MERGE_MIN`]: `recent` may hold up to `settled / MERGE_FRACTION`.
 const MERGE_FRACTION: usize = 16;
+
+/// The store's contents as a snapshot keeps them (see [`crate::snapshot`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreImage {
+    /// Pairs at or below the stable point, ordered by key, keys distinct.
+    pub settled: Vec<(Key, Value)>,
+    /// Pairs written above it (or before it was known), with their versions.
+    pub recent: Vec<Entry>,
+    /// Every write at or below this version had been received.
+    pub stable: u64,
+}
 
 /// The replica's state.
 #[derive(Debug, Default)]
@@ -58,6 +72,25 @@ impl Store {
             return;
         }
         self.recent.insert(entry.key, (entry.value, entry.version));
+    }
+
+    /// Applies a replicated batch: its writes, then its stable point.
+    pub fn apply_batch(&mut self, batch: Batch) {
+        for entry in batch.entries {
+            self.apply(entry);
+        }
+        self.settle(batch.stable);
+    }
+
+    /// Applies a logged change again (recovery from the data folder).
+    pub fn replay(&mut self, record: Record) {
+        match record {
+            Record::Batch(batch) => self.apply_batch(batch),
+            Record::LocalPut { key, value } => self.put_local(key, value),
+            Record::Reset => {
+                self.clear();
+            }
+        }
     }
 
     /// Records that every write at or below `stable` has been received, and
@@ -156,6 +189,38 @@ impl Store {
             digests.add(*key, *value);
         }
         digests
+    }
+
+    /// Every write at or below this version has been received.
+    pub fn stable(&self) -> u64 {
+        self.stable
+    }
+
+    /// A copy of the contents, for a snapshot (`recent` ordered by key).
+    pub fn image(&self) -> StoreImage {
+        StoreImage {
+            settled: self.settled.clone(),
+            recent: self
+                .sorted_recent()
+                .into_iter()
+                .map(|(key, (value, version))| Entry { key, value, version })
+                .collect(),
+            stable: self.stable,
+        }
+    }
+
+    /// The store a snapshot kept (its `settled` pairs ordered by key).
+    pub fn from_image(image: StoreImage) -> Store {
+        Store {
+            settled: image.settled,
+            recent: image
+                .recent
+                .into_iter()
+                .map(|entry| (entry.key, (entry.value, entry.version)))
+                .collect(),
+            stable: image.stable,
+            merged_at: image.stable,
+        }
     }
 
     fn settled_index(&self, key: Key) -> Result<usize, usize> {
@@ -314,6 +379,19 @@ mod tests {
         assert!(store.page_from(Key::MIN, 10).is_empty());
         store.apply(entry(10, 1, 1));
         assert_eq!(store.get(10), Some(1), "a cleared store forgets its stable point");
+    }
+
+    #[test]
+    fn an_image_gives_back_the_same_store() {
+        let mut store = settled_store(5_000, 50);
+        store.apply(entry(7, 700, 60));
+        store.apply(entry(9_000, 9, 61));
+        let image = store.image();
+        let back = Store::from_image(image.clone());
+        assert_eq!(back.image(), image);
+        assert_eq!(back.sorted_pairs(), store.sorted_pairs());
+        assert_eq!(back.stable(), 50);
+        assert_eq!(back.page_from(Key::MIN, 10_000), store.page_from(Key::MIN, 10_000));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use kvs_frontend::durable::{ClusterRecord, DurableError, RecordStore};
+use kvs_process::folder::FolderError;
 use parking_lot::Mutex;
 
 /// A record store in memory, with the same refusal of an older epoch as
@@ -39,10 +40,11 @@ impl RecordStore for MemoryDisk {
 
     fn store(&self, record: &ClusterRecord) -> Result<(), DurableError> {
         if self.failing.load(Ordering::SeqCst) {
-            return Err(DurableError::Io {
+            return Err(FolderError::Io {
                 path: Self::path(),
                 source: io::Error::other("simulated disk failure"),
-            });
+            }
+            .into());
         }
         let mut stored = self.record.lock();
         if stored.epoch > record.epoch {
@@ -71,7 +73,10 @@ mod tests {
         disk.store(&record(2))?;
         assert!(matches!(disk.store(&record(1)), Err(DurableError::Superseded { .. })));
         disk.set_failing(true);
-        assert!(matches!(disk.store(&record(3)), Err(DurableError::Io { .. })));
+        assert!(matches!(
+            disk.store(&record(3)),
+            Err(DurableError::Folder(FolderError::Io { .. }))
+        ));
         disk.set_failing(false);
         disk.store(&record(3))?;
         assert_eq!(disk.load()?.epoch, 3);
