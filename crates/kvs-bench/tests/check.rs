@@ -1,34 +1,25 @@
-//! The `kvs-bench check` binary end to end: a bounded fault-injection run
-//! with every local fault kind against the real cluster, which must report
-//! 0 violations. `KVS_CHECK_SEED` replays a given seed; `KVS_CHECK_SECONDS`
+//! The `kvs-bench check` binary end to end: bounded fault-injection runs
+//! against the real cluster (every local fault kind; durable servers with
+//! power cuts; containers), which must report 0 violations. `KVS_CHECK_SEED` replays a given seed; `KVS_CHECK_SECONDS`
 //! changes the duration (default 45).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test that panics fails
 
 use std::process::Command;
 
-#[test]
-fn randomized_fault_run_finds_no_violation() {
-    let seed = std::env::var("KVS_CHECK_SEED").unwrap_or_else(|_| "20261126".to_owned());
-    let seconds = std::env::var("KVS_CHECK_SECONDS").unwrap_or_else(|_| "45".to_owned());
-    // The cluster binaries are found beside kvs-bench (or in $KVS_BIN_DIR).
-    let bench = env!("CARGO_BIN_EXE_kvs-bench");
-    let output = Command::new(bench)
-        .args([
-            "check",
-            "--duration",
-            &seconds,
-            "--seed",
-            &seed,
-            "--fault-interval-ms",
-            "1500",
-        ])
+/// Runs `kvs-bench check` with `args` (the cluster binaries are found
+/// beside kvs-bench, or in $KVS_BIN_DIR); asserts it ends with 0 violations
+/// after at least `min_faults` faults, and returns its output.
+fn check_clean(args: &[&str], min_faults: usize) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_kvs-bench"))
+        .arg("check")
+        .args(args)
         .output()
         .expect("kvs-bench runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
     eprintln!("{stdout}\n{stderr}");
-    assert!(output.status.success(), "kvs-bench check failed (seed {seed})");
+    assert!(output.status.success(), "kvs-bench check {args:?} failed");
     let last = stdout.lines().last().unwrap_or_default();
     assert!(
         last.starts_with("check: ") && last.ends_with(" 0 violations"),
@@ -38,7 +29,40 @@ fn randomized_fault_run_finds_no_violation() {
         .split(", ")
         .find_map(|part| part.strip_suffix(" faults")?.parse().ok())
         .unwrap_or(0);
-    assert!(faults >= 5, "only {faults} faults were injected");
+    assert!(faults >= min_faults, "only {faults} faults were injected");
+    stdout
+}
+
+#[test]
+fn randomized_fault_run_finds_no_violation() {
+    let seed = std::env::var("KVS_CHECK_SEED").unwrap_or_else(|_| "20261126".to_owned());
+    let seconds = std::env::var("KVS_CHECK_SECONDS").unwrap_or_else(|_| "45".to_owned());
+    check_clean(
+        &["--duration", &seconds, "--seed", &seed, "--fault-interval-ms", "1500"],
+        5,
+    );
+}
+
+/// Durable servers, and power cuts among the faults: every process is
+/// SIGKILLed at once and restarted on its data folder.
+#[test]
+fn durable_run_with_power_cuts_finds_no_violation() {
+    let seed = std::env::var("KVS_CHECK_SEED").unwrap_or_else(|_| "20261201".to_owned());
+    let stdout = check_clean(
+        &[
+            "--duration",
+            "30",
+            "--seed",
+            &seed,
+            "--fault-interval-ms",
+            "1500",
+            "--faults",
+            "kill,restart,pause,frontend,power",
+        ],
+        5,
+    );
+    assert!(stdout.contains(" durable servers"), "servers were not durable");
+    assert!(stdout.contains("power cut"), "no power cut was injected");
 }
 
 /// Whether this machine can run containers; in CI it must.

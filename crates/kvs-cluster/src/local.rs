@@ -125,6 +125,8 @@ pub struct LocalCluster {
     next_server: ServerId,
     next_client: i32,
     frontend_args: Vec<String>,
+    /// Servers keep their pairs in `DIR/server-ID` (`--data-dir`), if set.
+    server_data: Option<PathBuf>,
     /// The cluster secret every process is started with, if any.
     secret: Option<(String, ClusterSecret)>,
 }
@@ -141,8 +143,21 @@ impl LocalCluster {
             next_server: 0,
             next_client: 0,
             frontend_args: Vec::new(),
+            server_data: None,
             secret: None,
         }
+    }
+
+    /// Starts every server durable, with its data folder `dir/server-ID`
+    /// (kept across its restarts).
+    pub fn with_server_data(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.server_data = Some(dir.into());
+        self
+    }
+
+    /// Whether servers are started with data folders.
+    pub fn durable_servers(&self) -> bool {
+        self.server_data.is_some()
     }
 
     /// Starts every process with `secret` (`KVS_CLUSTER_SECRET`), and shows
@@ -248,6 +263,10 @@ impl LocalCluster {
             "--bind".to_owned(),
             self.host.to_string(),
         ];
+        if let Some(dir) = &self.server_data {
+            args.push("--data-dir".to_owned());
+            args.push(dir.join(format!("server-{id}")).to_string_lossy().into_owned());
+        }
         args.extend(extra.iter().map(|arg| (*arg).to_owned()));
         let addr = SocketAddr::new(IpAddr::V4(self.host), port);
         let process = self.spawn("kvs-server", &format!("server {id}"), &args, addr).await?;

@@ -156,18 +156,16 @@ struct Ledger {
     attempted: BTreeMap<i32, i32>,
 }
 
-#[tokio::test]
-async fn frontend_killed_under_load_comes_back_without_losing_an_acknowledged_write() -> TestResult {
-    let data_dir = std::env::temp_dir().join(format!("kvs-frontend-crash-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data_dir);
-    let data_arg = data_dir.to_string_lossy().into_owned();
-    let mut cluster = start(2, &["--data-dir", &data_arg]).await;
-    let url = cluster.frontend_url();
+type Writers = Vec<tokio::task::JoinHandle<Result<(), kvs_proto::RpcError>>>;
+
+/// Four writers putting rising values on 20 keys each through `url` until
+/// `run` has passed, recording what was attempted and acknowledged.
+fn spawn_writers(url: &str, run: Duration) -> (Arc<Mutex<Ledger>>, Writers) {
     let ledger = Arc::new(Mutex::new(Ledger::default()));
-    let deadline = Instant::now() + Duration::from_secs(4);
-    let writers: Vec<_> = (0..4)
+    let deadline = Instant::now() + run;
+    let writers = (0..4)
         .map(|w| {
-            let (url, ledger) = (url.clone(), Arc::clone(&ledger));
+            let (url, ledger) = (url.to_owned(), Arc::clone(&ledger));
             tokio::spawn(async move {
                 let frontend = FrontendClient::new(&url, Some(Duration::from_secs(2)))?;
                 let mut value = 0;
@@ -181,10 +179,35 @@ async fn frontend_killed_under_load_comes_back_without_losing_an_acknowledged_wr
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                 }
-                Ok::<_, kvs_proto::RpcError>(())
+                Ok(())
             })
         })
         .collect();
+    (ledger, writers)
+}
+
+/// Every acknowledged write is read back (or a later attempted one), and
+/// no value is read that was never written.
+async fn check_ledger(frontend: &FrontendClient, ledger: &Mutex<Ledger>) -> TestResult {
+    let (acked, attempted) = {
+        let ledger = ledger.lock();
+        (ledger.acked.clone(), ledger.attempted.clone())
+    };
+    for (key, acked) in &acked {
+        let (_, value) = reply::parse_pair(&frontend.get(*key).await?).ok_or("bad reply")?;
+        assert!(value >= *acked, "key {key}: read {value}, but {acked} was acknowledged");
+        assert!(value <= attempted[key], "key {key}: read {value}, never written");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn frontend_killed_under_load_comes_back_without_losing_an_acknowledged_write() -> TestResult {
+    let data_dir = std::env::temp_dir().join(format!("kvs-frontend-crash-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let data_arg = data_dir.to_string_lossy().into_owned();
+    let mut cluster = start(2, &["--data-dir", &data_arg]).await;
+    let (ledger, writers) = spawn_writers(&cluster.frontend_url(), Duration::from_secs(4));
     tokio::time::sleep(Duration::from_millis(1000)).await;
     cluster.kill_frontend().await?;
     let acked_before_crash = ledger.lock().acked.len();
@@ -196,16 +219,74 @@ async fn frontend_killed_under_load_comes_back_without_losing_an_acknowledged_wr
     assert!(acked_before_crash > 0, "no write was acknowledged before the crash");
     let frontend = cluster.frontend()?;
     assert_eq!(frontend.list_server().await?, "0, 1", "membership not recovered");
-    let (acked, attempted) = {
-        let ledger = ledger.lock();
-        (ledger.acked.clone(), ledger.attempted.clone())
-    };
-    for (key, acked) in &acked {
-        let (_, value) = reply::parse_pair(&frontend.get(*key).await?).ok_or("bad reply")?;
-        assert!(value >= *acked, "key {key}: read {value}, but {acked} was acknowledged");
-        assert!(value <= attempted[key], "key {key}: read {value}, never written");
-    }
+    check_ledger(&frontend, &ledger).await?;
     assert_eq!(server_pairs(&cluster, 0).await?, server_pairs(&cluster, 1).await?);
+    let _ = std::fs::remove_dir_all(&data_dir);
+    Ok(())
+}
+
+#[tokio::test]
+async fn power_cut_under_load_of_a_durable_cluster_loses_no_acknowledged_write() -> TestResult {
+    let data_dir = std::env::temp_dir().join(format!("kvs-power-cut-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let data_arg = data_dir.join("frontend").to_string_lossy().into_owned();
+    let mut cluster = LocalCluster::new(Binaries::locate())
+        .with_frontend_args(&["--data-dir", &data_arg])
+        .with_server_data(data_dir.join("servers"));
+    cluster.start_frontend().await?;
+    for _ in 0..3 {
+        cluster.add_server().await?;
+    }
+    let (ledger, writers) = spawn_writers(&cluster.frontend_url(), Duration::from_secs(4));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // Every process dies at once, in the middle of the writes.
+    cluster.kill_frontend().await?;
+    for id in 0..3 {
+        cluster.kill_server(id).await?;
+    }
+    let acked_before_cut = ledger.lock().acked.len();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for id in 0..3 {
+        cluster.start_server_id(id).await?;
+    }
+    cluster.start_frontend().await?;
+    for writer in writers {
+        writer.await??;
+    }
+    assert!(acked_before_cut > 0, "no write was acknowledged before the power cut");
+    let frontend = cluster.frontend()?;
+    assert_eq!(frontend.list_server().await?, "0, 1, 2", "membership not recovered");
+    check_ledger(&frontend, &ledger).await?;
+    let pairs = server_pairs(&cluster, 0).await?;
+    assert_eq!(pairs.lines().count(), ledger.lock().attempted.len(), "{pairs}");
+    for id in 1..3 {
+        assert_eq!(server_pairs(&cluster, id).await?, pairs, "server {id}");
+    }
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&data_dir);
+    Ok(())
+}
+
+#[tokio::test]
+async fn durable_server_killed_keeps_every_write_it_acknowledged() -> TestResult {
+    let data_dir = std::env::temp_dir().join(format!("kvs-durable-server-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    // A small snapshot size, so the writes span snapshots and log files.
+    let mut cluster = LocalCluster::new(Binaries::locate()).with_server_data(&data_dir);
+    cluster.start_server_with(0, &["--snapshot-bytes", "4096"]).await?;
+    let server = ServerClient::new(&cluster.server_url(0)?, Some(Duration::from_secs(5)))?;
+    for key in 0..2_000 {
+        server.put(key % 700, key).await?;
+    }
+    cluster.kill_server(0).await?;
+    cluster.start_server_with(0, &["--snapshot-bytes", "4096"]).await?;
+    for key in 0..700 {
+        let last = (0..2_000).filter(|value| value % 700 == key).max().ok_or("no write")?;
+        assert_eq!(server.get(key).await?, reply::pair(key, last));
+    }
+    let files = std::fs::read_dir(data_dir.join("server-0"))?.count();
+    assert!(files < 10, "snapshots keep the folder small: {files} files");
+    drop(cluster);
     let _ = std::fs::remove_dir_all(&data_dir);
     Ok(())
 }

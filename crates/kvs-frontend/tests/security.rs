@@ -226,6 +226,7 @@ fn spec(clients: usize) -> CheckSpec {
         seed: 7,
         fault_interval: Duration::from_secs(1),
         timeout: Duration::from_secs(3),
+        durable: false,
     }
 }
 

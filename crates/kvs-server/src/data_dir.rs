@@ -608,4 +608,38 @@ mod tests {
         assert!(dir.path().join(SNAPSHOT_FILE).exists(), "a snapshot was taken");
         reopened.data.close();
     }
+
+    #[test]
+    fn a_failed_write_answers_every_waiter_with_an_error_and_stays_failed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // /dev/full refuses every write (ENOSPC), as a full disk does.
+        let file = OpenOptions::new().append(true).open("/dev/full").expect("/dev/full");
+        let writer = Writer {
+            folder: LockedFolder::open(dir.path()).expect("folder"),
+            file,
+            number: 1,
+            bytes: 0,
+            snapshot_bytes: NEVER,
+            wants_snapshot: Arc::default(),
+            snapshotting: Arc::default(),
+            failed: None,
+            sync_seconds: latency_histogram(),
+        };
+        let (jobs, queue) = mpsc::channel();
+        let mut answers = Vec::new();
+        for record in records() {
+            let (done, synced) = oneshot::channel();
+            jobs.send(Job::Append(wal::encode(&record), done)).expect("queued");
+            answers.push(synced);
+        }
+        drop(jobs);
+        writer.run(queue);
+        for synced in answers {
+            let answer = synced.blocking_recv().expect("answered");
+            assert!(
+                matches!(answer, Err(SyncError(ref reason)) if reason.contains("No space")),
+                "{answer:?}"
+            );
+        }
+    }
 }

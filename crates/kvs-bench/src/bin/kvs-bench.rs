@@ -110,9 +110,14 @@ struct CheckArgs {
     #[arg(long, value_enum, default_value_t = Backend::Local)]
     backend: Backend,
     /// Fault kinds to inject (comma-separated); none for a fault-free run
-    /// [default: every kind the backend supports; partition needs docker].
+    /// [default: every kind the backend supports; partition needs docker,
+    /// power needs durable servers].
     #[arg(long, value_delimiter = ',')]
     faults: Option<Vec<FaultKind>>,
+    /// Servers keep their pairs in data folders (`kvs-server --data-dir`),
+    /// and power faults become possible (implied by `--faults …power…`).
+    #[arg(long)]
+    durable: bool,
     /// Seed of the fault schedule and the clients' choices [default: drawn at random].
     #[arg(long)]
     seed: Option<u64>,
@@ -267,7 +272,9 @@ async fn run_footprint(args: FootprintArgs) -> ExitCode {
 
 async fn run_check(args: CheckArgs) -> ExitCode {
     let seed = args.seed.unwrap_or_else(rand::random);
+    let durable = args.durable || args.faults.as_ref().is_some_and(|f| f.contains(&FaultKind::Power));
     let faults = args.faults.unwrap_or_else(|| match args.backend {
+        Backend::Local if durable => [&FaultKind::LOCAL[..], &[FaultKind::Power]].concat(),
         Backend::Local => FaultKind::LOCAL.to_vec(),
         Backend::Docker => FaultKind::ALL.to_vec(),
     });
@@ -275,14 +282,19 @@ async fn run_check(args: CheckArgs) -> ExitCode {
         eprintln!("check: partition faults need --backend docker");
         return ExitCode::from(2);
     }
+    if args.backend == Backend::Docker && durable {
+        eprintln!("check: durable servers and power faults run on --backend local");
+        return ExitCode::from(2);
+    }
     let kinds: Vec<String> = faults.iter().map(ToString::to_string).collect();
     println!(
-        "check: seed {seed}, {:?} backend, {} s, {} clients, {} keys, {} servers, faults [{}] (replay with --seed {seed})",
+        "check: seed {seed}, {:?} backend, {} s, {} clients, {} keys, {} {}servers, faults [{}] (replay with --seed {seed})",
         args.backend,
         args.duration,
         args.clients,
         args.keys,
         args.servers,
+        if durable { "durable " } else { "" },
         kinds.join(","),
     );
     let spec = CheckSpec {
@@ -294,6 +306,7 @@ async fn run_check(args: CheckArgs) -> ExitCode {
         seed,
         fault_interval: Duration::from_millis(args.fault_interval_ms),
         timeout: Duration::from_millis(args.timeout_ms),
+        durable,
     };
     let bins = args.bin_dir.map(Binaries::in_dir).unwrap_or_else(Binaries::locate);
     let progress = Arc::new(CheckCounters::default());

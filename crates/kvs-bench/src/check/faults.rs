@@ -7,10 +7,12 @@
 //! killed one again under its id, `addServer` a new one, `shutdownServer`
 //! one, freeze a server and thaw it later (SIGSTOP/SIGCONT, `docker pause`),
 //! cut a server off the network and reconnect it (containers only), SIGKILL
-//! the frontend and start it again on the same data folder. The injector
-//! never takes down more than `servers - 1` servers at once, so at least one
-//! server keeps every acknowledged write (the frontend's recovery guarantee
-//! needs one).
+//! the frontend and start it again on the same data folder, and cut the
+//! power: SIGKILL every process at once and start them all again on their
+//! data folders (durable servers only). Apart from the power cut, the
+//! injector never takes down more than `servers - 1` servers at once, so at
+//! least one server keeps every acknowledged write (the frontend's recovery
+//! guarantee needs one, unless the servers are durable).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -41,6 +43,9 @@ pub enum FaultKind {
     /// Cut a server off the network, reconnect it some time later
     /// (containers only).
     Partition,
+    /// SIGKILL the frontend and every server at once, then start them all
+    /// again on their data folders (durable servers only).
+    Power,
 }
 
 impl FaultKind {
@@ -54,7 +59,8 @@ impl FaultKind {
         FaultKind::Frontend,
         FaultKind::Partition,
     ];
-    /// Every kind a local cluster supports.
+    /// Every kind a local cluster of in-memory servers supports (durable
+    /// servers take [`FaultKind::Power`] too).
     pub const LOCAL: [FaultKind; 6] = [
         FaultKind::Kill,
         FaultKind::Restart,
@@ -85,18 +91,23 @@ pub enum Fault {
     Paused { server: ServerId, for_ms: u64 },
     FrontendRestarted { down_ms: u64 },
     Partitioned { server: ServerId, for_ms: u64 },
+    PowerCut { servers: Vec<ServerId>, down_ms: u64 },
 }
 
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Fault::Killed(id) => write!(f, "SIGKILL server {id}"),
-            Fault::Restarted(id) => write!(f, "restart server {id} (empty)"),
+            Fault::Restarted(id) => write!(f, "restart server {id}"),
             Fault::Added(id) => write!(f, "addServer {id}"),
             Fault::ShutDown(id) => write!(f, "shutdownServer {id}"),
             Fault::Paused { server, for_ms } => write!(f, "freeze server {server} for {for_ms} ms"),
             Fault::Partitioned { server, for_ms } => write!(f, "cut server {server} off the network for {for_ms} ms"),
             Fault::FrontendRestarted { down_ms } => write!(f, "SIGKILL frontend, restart after {down_ms} ms"),
+            Fault::PowerCut { servers, down_ms } => write!(
+                f,
+                "power cut: SIGKILL frontend and servers {servers:?}, restart all after {down_ms} ms"
+            ),
         }
     }
 }
@@ -135,6 +146,13 @@ pub trait FaultTarget {
         Err(ClusterError::NoSuchProcess(format!(
             "partition of server {id}: not on this cluster"
         )))
+    }
+    /// SIGKILLs the frontend and every running server at once, waits
+    /// `down`, and starts them all again on their data folders; returns
+    /// the servers it restarted. Only for durable servers.
+    async fn power_cut(&mut self, down: Duration) -> Result<Vec<ServerId>, ClusterError> {
+        let _ = down;
+        Err(ClusterError::NoSuchProcess("power cut: not on this cluster".to_owned()))
     }
     /// Reconnects a server cut off by [`FaultTarget::partition_server`].
     async fn heal_server(&mut self, id: ServerId) -> Result<(), ClusterError> {
@@ -186,6 +204,24 @@ impl FaultTarget for LocalCluster {
     async fn resume_server(&mut self, id: ServerId) -> Result<(), ClusterError> {
         self.signal_server(id, "CONT")
     }
+    async fn power_cut(&mut self, down: Duration) -> Result<Vec<ServerId>, ClusterError> {
+        if !self.durable_servers() {
+            return Err(ClusterError::NoSuchProcess(
+                "power cut: the servers have no data folders".to_owned(),
+            ));
+        }
+        let servers = LocalCluster::running_servers(self);
+        LocalCluster::kill_frontend(self).await?;
+        for id in &servers {
+            LocalCluster::kill_server(self, *id).await?;
+        }
+        tokio::time::sleep(down).await;
+        for id in &servers {
+            self.start_server_id(*id).await?;
+        }
+        LocalCluster::start_frontend(self).await?;
+        Ok(servers)
+    }
 }
 
 /// Draws faults from a seeded generator and applies them.
@@ -230,7 +266,7 @@ impl FaultInjector {
                 FaultKind::Kill | FaultKind::Shutdown | FaultKind::Pause => can_take_one_down,
                 FaultKind::Partition => can_take_one_down && cluster.can_partition(),
                 FaultKind::Restart => !self.killed.is_empty(),
-                FaultKind::Add | FaultKind::Frontend => true,
+                FaultKind::Add | FaultKind::Frontend | FaultKind::Power => true,
             })
             .collect();
         let Some(kind) = applicable.choose(&mut self.rng).copied() else {
@@ -283,6 +319,14 @@ impl FaultInjector {
                 tokio::time::sleep(Duration::from_millis(down_ms)).await;
                 cluster.start_frontend().await?;
                 Fault::FrontendRestarted { down_ms }
+            }
+            FaultKind::Power => {
+                let down_ms = self.rng.random_range(50..=800);
+                let servers = cluster.power_cut(Duration::from_millis(down_ms)).await?;
+                for id in &servers {
+                    cluster.wait_active(*id, Duration::from_secs(15)).await?;
+                }
+                Fault::PowerCut { servers, down_ms }
             }
         };
         Ok(Some(fault))

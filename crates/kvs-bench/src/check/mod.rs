@@ -43,6 +43,8 @@ pub struct CheckSpec {
     pub fault_interval: Duration,
     /// Per-call timeout of the clients.
     pub timeout: Duration,
+    /// Servers keep their pairs in data folders (local backend).
+    pub durable: bool,
 }
 
 /// What a run produced.
@@ -91,7 +93,10 @@ pub async fn run(
         Backend::Local => {
             let data_dir = scratch_dir(spec.seed)?;
             let data_arg = data_dir.to_string_lossy().into_owned();
-            let cluster = LocalCluster::new(bins).with_frontend_args(&["--data-dir", &data_arg]);
+            let mut cluster = LocalCluster::new(bins).with_frontend_args(&["--data-dir", &data_arg]);
+            if spec.durable {
+                cluster = cluster.with_server_data(data_dir.join("servers"));
+            }
             let run = run_on(cluster, spec, progress).await;
             let _ = std::fs::remove_dir_all(&data_dir);
             run
