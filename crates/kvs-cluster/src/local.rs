@@ -52,6 +52,14 @@ pub enum ClusterError {
     /// A `docker` command failed (container clusters, see `kvs-bench`).
     #[error("{0}")]
     Docker(String),
+    /// A restarted frontend did not recover in time.
+    #[error("the frontend did not recover within {limit:?}: {status}")]
+    NotRecovered {
+        /// How long it was given.
+        limit: Duration,
+        /// What it answered last.
+        status: String,
+    },
     /// A server was not reported active in time.
     #[error("server {id} did not become active within {limit:?} (last status: {status})")]
     NotActive {
@@ -221,8 +229,16 @@ impl LocalCluster {
         Ok(ProxyClient::new(&self.client_url(id)?, Some(Duration::from_secs(30)))?)
     }
 
-    /// Starts (or restarts) the frontend.
+    /// Starts (or restarts) the frontend; returns once it has recovered
+    /// (see [`wait_recovered`]), for at most [`RECOVERY_WAIT`].
     pub async fn start_frontend(&mut self) -> Result<(), ClusterError> {
+        self.spawn_frontend().await?;
+        wait_recovered(&self.frontend()?, RECOVERY_WAIT).await
+    }
+
+    /// Starts (or restarts) the frontend; returns once it listens, which a
+    /// restarted one does while it still recovers.
+    pub async fn spawn_frontend(&mut self) -> Result<(), ClusterError> {
         let host = self.host.to_string();
         let template = format!("http://{host}:{{port}}");
         let mut args = vec!["--bind".to_owned(), host, "--server-url".to_owned(), template];
@@ -418,6 +434,36 @@ fn signal_failed(process: &Process, source: std::io::Error) -> ClusterError {
     ClusterError::Signal {
         what: process.name().to_owned(),
         source,
+    }
+}
+
+/// How long [`LocalCluster::start_frontend`] waits for a restarted
+/// frontend to recover.
+pub const RECOVERY_WAIT: Duration = Duration::from_secs(60);
+
+/// Waits (bounded) until `frontend` answers without fault
+/// [`NOT_RECOVERED`](kvs_proto::fault::NOT_RECOVERED): a restarted frontend
+/// has then found the acknowledged writes (or its operator accepted their loss).
+pub async fn wait_recovered(frontend: &FrontendClient, limit: Duration) -> Result<(), ClusterError> {
+    let started = tokio::time::Instant::now();
+    loop {
+        match frontend.cluster_status().await {
+            Ok(_) => return Ok(()),
+            Err(error)
+                if error
+                    .fault()
+                    .is_some_and(|f| f.code() == kvs_proto::fault::NOT_RECOVERED) =>
+            {
+                if started.elapsed() >= limit {
+                    return Err(ClusterError::NotRecovered {
+                        limit,
+                        status: error.to_string(),
+                    });
+                }
+            }
+            Err(error) => return Err(error.into()),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -41,7 +41,8 @@ pub struct Config {
     /// Keep the epoch and membership here, and recover from the servers after a restart.
     #[arg(long, env = "KVS_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// How long a restarted frontend waits for a server that was active before it gives up.
+    /// How long a restarted frontend waits for a server holding the acknowledged writes before it logs,
+    /// as an error, that it serves nothing until one answers or an operator calls `acceptDataLoss`.
     #[arg(long, default_value_t = 30_000, value_name = "MS", env = "KVS_RECOVERY_TIMEOUT_MS")]
     pub recovery_timeout_ms: u64,
     /// Most writes shipped to a server in one replication call.

@@ -6,7 +6,8 @@
 //! reads from the committed state ([`committed`]); it admits new servers
 //! with a snapshot ([`catch_up`]); it finds failed servers by heartbeat and
 //! readmits them when they answer again ([`failure_detector`]); with
-//! `--data-dir` it survives its own crash ([`durable`], [`recovery`]); it
+//! `--data-dir` it survives its own crash ([`durable`], [`recovery`],
+//! answering only [`recovering`] until it has); it
 //! compares the servers with the committed state and rebuilds any that
 //! diverged ([`scrub`]). [`run`]
 //! wires the parts: it listens on 8001 by default and returns cleanly on
@@ -18,6 +19,7 @@ pub mod config;
 pub mod durable;
 pub mod failure_detector;
 pub mod membership;
+pub mod recovering;
 pub mod recovery;
 pub mod replication;
 pub mod scrub;
@@ -37,7 +39,7 @@ use thiserror::Error;
 use crate::committed::Committed;
 use crate::config::Config;
 use crate::durable::{DataDir, DurableError};
-use crate::recovery::RecoveryError;
+use crate::recovery::{RecoveryError, RecoveryWait};
 use crate::service::Frontend;
 
 /// A random, non-zero cluster id (0 marks a record without one).
@@ -59,18 +61,31 @@ pub enum FrontendError {
 }
 
 /// Runs a frontend with `config` until SIGTERM or SIGINT: recovers from
-/// the data folder if one is given, serves the XML-RPC methods, probes and
-/// scrubs the servers, and stops what it started before returning.
+/// the data folder if one is given (answering [`recovering`] meanwhile),
+/// serves the XML-RPC methods, probes and scrubs the servers, and stops
+/// what it started before returning.
 pub async fn run(config: Config) -> Result<(), FrontendError> {
     let config = config.load_secret()?;
     let addr = SocketAddr::new(config.bind, config.port);
     let connector = Arc::new(config.connector());
+    let listener = process::listen(addr).await?;
     let frontend = match &config.data_dir {
         Some(dir) => {
             let data = Arc::new(DataDir::open(dir)?);
-            tokio::select! {
-                recovered = Frontend::recover(config.clone(), connector, data) => recovered?,
-                () = process::shutdown_signal() => return Ok(()),
+            let wait = Arc::new(RecoveryWait::default());
+            let recovering = recovering::router(&wait, config.secret.clone());
+            tracing::info!(%addr, "frontend recovering");
+            let mut outcome = None;
+            let recovery = async {
+                tokio::select! {
+                    recovered = Frontend::recover(config.clone(), connector, data, &wait) => outcome = Some(recovered),
+                    () = process::shutdown_signal() => {}
+                }
+            };
+            process::serve_while(&listener, recovering, &config.limits, recovery).await?;
+            match outcome {
+                Some(recovered) => recovered?,
+                None => return Ok(()),
             }
         }
         None => {
@@ -83,7 +98,6 @@ pub async fn run(config: Config) -> Result<(), FrontendError> {
         }
     };
     let frontend = Arc::new(frontend);
-    let listener = process::listen(addr).await?;
     tracing::info!(%addr, servers = %config.server_url, guarded = config.secret.is_some(), "frontend listening");
 
     frontend.start();

@@ -8,27 +8,36 @@
 //! write when the old frontend died (membership changes are recorded before
 //! commits move on without a server), so one reachable server is enough —
 //! provided it is the same process: the record keeps each active server's
-//! boot id, and one that answers with another has restarted empty and is
-//! not read from (it is readmitted by catch-up later); the
-//! frontend waits up to `--recovery-timeout-ms` for one and refuses to start
-//! without one rather than come up with acknowledged writes missing.
+//! boot id (a durable server's is its data folder's identity, kept across
+//! restarts), and one that answers with another has restarted empty and is
+//! not read from (it is readmitted by catch-up later).
+//!
+//! **Never a silent empty store.** Until one such server answers, the
+//! frontend serves nothing from the data: every method answers fault
+//! [`kvs_proto::fault::NOT_RECOVERED`] with what it waits for (also on
+//! `/readyz`), and after `--recovery-timeout-ms` it says so in its log as
+//! an error. It waits as long as it takes — unless an operator calls
+//! `acceptDataLoss` ([`RecoveryWait::accept`]): then it rebuilds, best
+//! effort, from every server of the record that answers, and serves that.
 //!
 //! The servers it read from are sent the merged state (versions make that
 //! safe on top of what they hold) and become active again at once; every
 //! other server is remembered as lost and is readmitted by a fresh catch-up
-//! as soon as it answers a heartbeat. Until then the frontend does not
-//! listen, so no client sees a partial state.
+//! as soon as it answers a heartbeat.
 //!
 //! The guarantee: an acknowledged write survives a crash of the frontend
 //! (even `kill -9`, at any moment) as long as `--data-dir` survives and at
-//! least one server that was active at the time of the crash is reachable
-//! when the frontend restarts. Writes that were in flight (never
-//! acknowledged) may or may not survive.
+//! least one server that was active at the time of the crash comes back
+//! with what it held (it kept running, or it is durable). Writes that were
+//! in flight (never acknowledged) may or may not survive.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use parking_lot::Mutex;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use kvs_proto::{Fence, ServerId, reply};
@@ -49,13 +58,50 @@ const RETRY_PAUSE: Duration = Duration::from_millis(500);
 pub enum RecoveryError {
     #[error(transparent)]
     Durable(#[from] DurableError),
-    #[error(
-        "none of the servers that were active ({ids:?}) answered within {waited:?}; refusing to start without \
-         the acknowledged writes they hold (start them, or move the data folder away to start empty)"
-    )]
-    NoSource { ids: Vec<ServerId>, waited: Duration },
     #[error(transparent)]
     Connect(#[from] ConnectError),
+}
+
+/// What a recovering frontend waits for, shared with what it answers
+/// meanwhile (see [`crate::recovering`]), and the operator's word that the
+/// acknowledged writes are lost.
+#[derive(Debug)]
+pub struct RecoveryWait {
+    status: Mutex<String>,
+    accepted: AtomicBool,
+    changed: Notify,
+}
+
+impl Default for RecoveryWait {
+    fn default() -> Self {
+        RecoveryWait {
+            status: Mutex::new("recovering: reading the data folder".to_owned()),
+            accepted: AtomicBool::new(false),
+            changed: Notify::new(),
+        }
+    }
+}
+
+impl RecoveryWait {
+    /// What recovery is doing or waiting for.
+    pub fn status(&self) -> String {
+        self.status.lock().clone()
+    }
+
+    fn set_status(&self, status: String) {
+        *self.status.lock() = status;
+    }
+
+    /// The operator accepts that the acknowledged writes no reachable
+    /// server holds are lost: recovery stops waiting for them.
+    pub fn accept(&self) {
+        self.accepted.store(true, Ordering::SeqCst);
+        self.changed.notify_one();
+    }
+
+    fn is_accepted(&self) -> bool {
+        self.accepted.load(Ordering::SeqCst)
+    }
 }
 
 /// What recovery found.
@@ -70,11 +116,14 @@ pub struct Recovered {
     pub others: Vec<(ServerId, ReplicaHandle)>,
 }
 
-/// Reads the record, bumps the epoch and rebuilds the committed state.
+/// Reads the record, bumps the epoch and rebuilds the committed state,
+/// waiting (and saying so in `wait`) until a server holding the
+/// acknowledged writes answers or the loss is accepted.
 pub async fn recover(
     config: &Config,
     connector: &dyn Connector,
     data: &dyn RecordStore,
+    wait: &RecoveryWait,
 ) -> Result<Recovered, RecoveryError> {
     let mut record: ClusterRecord = data.load()?;
     record.epoch += 1;
@@ -97,23 +146,24 @@ pub async fn recover(
     let mut sources = Vec::new();
     let started = Instant::now();
     let mut boots = BTreeMap::new();
-    while !record.active.is_empty() && sources.is_empty() {
+    let mut said = false;
+    while !record.active.is_empty() && sources.is_empty() && !wait.is_accepted() {
+        let mut missing = Vec::new();
         for id in &record.active {
             let client = &clients[id];
             let boot = match client.heartbeat().await {
                 Ok(alive) => reply::boot_of(&alive).map(str::to_owned),
                 Err(error) => {
-                    tracing::warn!(server = id, %error, "does not answer yet");
+                    missing.push(format!("server {id} does not answer ({error})"));
                     continue;
                 }
             };
             if let (Some(recorded), Some(seen)) = (record.boots.get(id), &boot)
                 && recorded != seen
             {
-                tracing::warn!(
-                    server = id,
-                    "restarted since it was active: it holds nothing to recover from"
-                );
+                missing.push(format!(
+                    "server {id} restarted since it was active and holds none of the acknowledged writes"
+                ));
                 continue;
             }
             match client.dump_state(DUMP_PAGE).await {
@@ -125,32 +175,41 @@ pub async fn recover(
                         boots.insert(*id, boot);
                     }
                 }
-                Err(error) => tracing::warn!(server = id, %error, "cannot read its state yet"),
+                Err(error) => missing.push(format!("server {id}: its state cannot be read ({error})")),
             }
         }
         if sources.is_empty() {
-            if started.elapsed() >= config.recovery_timeout() {
-                return Err(RecoveryError::NoSource {
-                    ids: record.active.clone(),
-                    waited: started.elapsed(),
-                });
+            let status = format!(
+                "recovering: no server holding the acknowledged writes answers ({}); serving nothing until one \
+                 does, or an operator calls acceptDataLoss",
+                missing.join("; ")
+            );
+            if !said && started.elapsed() >= config.recovery_timeout() {
+                said = true;
+                tracing::error!(waited = ?started.elapsed(), "{status}");
+            } else {
+                tracing::warn!("{status}");
             }
-            tokio::time::sleep(RETRY_PAUSE).await;
+            wait.set_status(status);
+            tokio::select! {
+                () = tokio::time::sleep(RETRY_PAUSE) => {}
+                () = wait.changed.notified() => {}
+            }
         }
     }
 
-    if record.active.is_empty() && !record.lost.is_empty() {
-        // No server was active at the crash, so no write was acknowledged
-        // since the last one failed: rebuild, best effort, from what the
-        // lost servers hold.
-        for id in &record.lost {
+    if sources.is_empty() && !(record.active.is_empty() && record.lost.is_empty()) {
+        // Either no server was active at the crash (so no write was
+        // acknowledged since the last one failed), or the operator accepted
+        // the loss: rebuild, best effort, from what every server holds.
+        if wait.is_accepted() {
+            tracing::error!(active = ?record.active, "the operator accepted the loss of the acknowledged writes: \
+                rebuilding from what the servers hold now");
+        }
+        for id in record.active.iter().chain(&record.lost) {
             if let Ok(entries) = clients[id].dump_state(DUMP_PAGE).await {
                 entries.iter().for_each(|entry| committed.merge(entry));
-                tracing::warn!(
-                    server = id,
-                    pairs = entries.len(),
-                    "no active server was recorded; state read from a lost server"
-                );
+                tracing::warn!(server = id, pairs = entries.len(), "best-effort state read");
             }
         }
     }

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use dxr::Fault;
 use kvs_proto::api::frontend::{
-    AddServer, AdoptServer, ClusterStatus, Get, ListServer, PrintKvPairs, Put, Scrub as ScrubNow, ShutdownServer,
+    AcceptDataLoss, AddServer, AdoptServer, ClusterStatus, Get, ListServer, PrintKvPairs, Put, Scrub as ScrubNow,
+    ShutdownServer,
 };
 use kvs_proto::metrics::metrics;
 use kvs_proto::serve::{Handle, Methods, Readiness};
@@ -17,7 +18,7 @@ use crate::committed::Committed;
 use crate::config::Config;
 use crate::durable::RecordStore;
 use crate::failure_detector::FailureDetector;
-use crate::recovery::{self, RecoveryError};
+use crate::recovery::{self, RecoveryError, RecoveryWait};
 use crate::replication::{JoinError, ReadError, ReplicationLog, Shipping, WriteError};
 use crate::scrub::Scrub;
 use crate::transport::{Connector, ReplicaHandle};
@@ -91,13 +92,15 @@ impl Frontend {
         frontend
     }
 
-    /// Rebuilds a frontend from its data folder and the servers (see [`crate::recovery`]).
+    /// Rebuilds a frontend from its data folder and the servers (see
+    /// [`crate::recovery`]), saying in `wait` what it waits for.
     pub async fn recover(
         config: Config,
         connector: Arc<dyn Connector>,
         data: Arc<dyn RecordStore>,
+        wait: &RecoveryWait,
     ) -> Result<Self, RecoveryError> {
-        let recovered = recovery::recover(&config, connector.as_ref(), data.as_ref()).await?;
+        let recovered = recovery::recover(&config, connector.as_ref(), data.as_ref(), wait).await?;
         let frontend = Frontend::new(config, connector, recovered.fence, recovered.committed, Some(data));
         frontend.log.set_holders(
             recovered
@@ -251,19 +254,44 @@ impl Frontend {
     }
 }
 
-/// Every method the frontend answers; `addServer`, `adoptServer` and
-/// `shutdownServer` need the cluster secret, if one is configured.
+/// Every method the frontend answers; `addServer`, `adoptServer`,
+/// `shutdownServer`, `scrub` and `acceptDataLoss` need the cluster secret,
+/// if one is configured.
 pub fn methods(frontend: &Arc<Frontend>) -> Methods {
-    Methods::with_secret(frontend.config.secret.clone())
-        .method::<Put, _>(frontend)
-        .method::<Get, _>(frontend)
-        .method::<PrintKvPairs, _>(frontend)
-        .method::<AddServer, _>(frontend)
-        .method::<AdoptServer, _>(frontend)
-        .method::<ListServer, _>(frontend)
-        .method::<ShutdownServer, _>(frontend)
-        .method::<ClusterStatus, _>(frontend)
-        .method::<ScrubNow, _>(frontend)
+    every_method(Methods::with_secret(frontend.config.secret.clone()), frontend).method::<AcceptDataLoss, _>(frontend)
+}
+
+/// Every method of the frontend but `acceptDataLoss`, answered by `service`
+/// (the frontend, or what it answers while recovering).
+pub(crate) fn every_method<S>(methods: Methods, service: &Arc<S>) -> Methods
+where
+    S: Handle<Put>
+        + Handle<Get>
+        + Handle<PrintKvPairs>
+        + Handle<AddServer>
+        + Handle<AdoptServer>
+        + Handle<ListServer>
+        + Handle<ShutdownServer>
+        + Handle<ClusterStatus>
+        + Handle<ScrubNow>,
+{
+    methods
+        .method::<Put, _>(service)
+        .method::<Get, _>(service)
+        .method::<PrintKvPairs, _>(service)
+        .method::<AddServer, _>(service)
+        .method::<AdoptServer, _>(service)
+        .method::<ListServer, _>(service)
+        .method::<ShutdownServer, _>(service)
+        .method::<ClusterStatus, _>(service)
+        .method::<ScrubNow, _>(service)
+}
+
+/// A frontend that runs has recovered: there is no loss to accept.
+impl Handle<AcceptDataLoss> for Frontend {
+    async fn handle(&self, _call: AcceptDataLoss) -> Result<String, Fault> {
+        Ok("nothing to accept: this frontend has recovered every acknowledged write".to_owned())
+    }
 }
 
 /// Ready once recovered (the frontend listens only then) and with at least

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kvs_cluster::local::{Binaries, LocalCluster};
-use kvs_proto::{FrontendClient, ServerClient, reply};
+use kvs_proto::{FrontendClient, ServerClient, fault, reply};
 use parking_lot::Mutex;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -292,20 +292,43 @@ async fn durable_server_killed_keeps_every_write_it_acknowledged() -> TestResult
 }
 
 #[tokio::test]
-async fn restarted_frontend_refuses_to_start_without_any_server_that_was_active() -> TestResult {
+async fn restarted_frontend_serves_nothing_without_the_acknowledged_writes_until_the_loss_is_accepted() -> TestResult {
     let data_dir = std::env::temp_dir().join(format!("kvs-frontend-nosource-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
     let data_arg = data_dir.to_string_lossy().into_owned();
     let mut cluster = start(1, &["--data-dir", &data_arg, "--recovery-timeout-ms", "500"]).await;
     cluster.frontend()?.put(1, 1).await?;
+    // Every process dies; the server comes back empty (no data folder).
     cluster.kill_frontend().await?;
     cluster.kill_server(0).await?;
-    let error = cluster
-        .start_frontend()
-        .await
-        .err()
-        .ok_or("frontend started without its data")?;
-    assert!(error.to_string().contains("exited"), "{error}");
+    cluster.start_server_id(0).await?;
+    cluster.spawn_frontend().await?;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let frontend = cluster.frontend()?;
+    for answer in [
+        frontend.get(1).await,
+        frontend.put(2, 2).await,
+        frontend.list_server().await,
+    ] {
+        let fault = answer
+            .err()
+            .ok_or("the frontend answered without the acknowledged writes")?;
+        assert_eq!(fault.fault().map(|f| f.code()), Some(fault::NOT_RECOVERED), "{fault}");
+        assert!(fault.to_string().contains("server 0 restarted"), "{fault}");
+    }
+    let (status, ready) = http_status(&cluster.frontend_url(), "/readyz").await?;
+    assert!(status == 503 && ready.contains("acceptDataLoss"), "{status} {ready}");
+    // The operator accepts the loss: the frontend serves what the server
+    // holds (nothing), and readmits it.
+    let accepted = frontend.accept_data_loss().await?;
+    assert!(accepted.starts_with("accepted"), "{accepted}");
+    kvs_cluster::local::wait_recovered(&frontend, Duration::from_secs(10)).await?;
+    cluster.wait_active(0, Duration::from_secs(10)).await?;
+    let lost = frontend.get(1).await.err().ok_or("a lost write was read")?;
+    assert_eq!(lost.fault().map(|f| f.code()), Some(fault::KEY_NOT_FOUND), "{lost}");
+    frontend.put(2, 2).await?;
+    assert_eq!(frontend.get(2).await?, reply::pair(2, 2));
+    assert!(frontend.accept_data_loss().await?.starts_with("nothing to accept"));
     let _ = std::fs::remove_dir_all(&data_dir);
     Ok(())
 }
@@ -328,16 +351,23 @@ async fn recovery_does_not_read_from_a_server_that_restarted_empty() -> TestResu
     cluster.kill_server(0).await?;
     cluster.start_server_id(0).await?;
     cluster.signal_server(1, "STOP")?;
-    let refused = cluster.start_frontend().await;
-    assert!(
-        refused.is_err(),
-        "the frontend recovered from an empty server and lost every acknowledged write"
+    cluster.spawn_frontend().await?;
+    let frontend = cluster.frontend()?;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let refused = frontend
+        .get(0)
+        .await
+        .err()
+        .ok_or("the frontend recovered from an empty server")?;
+    assert_eq!(
+        refused.fault().map(|f| f.code()),
+        Some(fault::NOT_RECOVERED),
+        "{refused}"
     );
     // With the server that really holds the writes back, it recovers them
     // all, and the restarted server is caught up.
     cluster.signal_server(1, "CONT")?;
-    cluster.start_frontend().await?;
-    let frontend = cluster.frontend()?;
+    kvs_cluster::local::wait_recovered(&frontend, Duration::from_secs(10)).await?;
     for key in 0..20 {
         assert_eq!(frontend.get(key).await?, format!("{key}:{}", key + 100));
     }
@@ -390,6 +420,15 @@ async fn write_log_stays_bounded_under_sustained_writes() -> TestResult {
 
 /// A plain HTTP/1.0 GET, returning the body.
 async fn http_get(base: &str, path: &str) -> Result<String, Box<dyn std::error::Error>> {
+    let (status, body) = http_status(base, path).await?;
+    if status != 200 {
+        return Err(format!("GET {path}: {status} {body}").into());
+    }
+    Ok(body)
+}
+
+/// The status code and body of `GET path`.
+async fn http_status(base: &str, path: &str) -> Result<(u16, String), Box<dyn std::error::Error>> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let host = base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(host).await?;
@@ -399,10 +438,8 @@ async fn http_get(base: &str, path: &str) -> Result<String, Box<dyn std::error::
     let mut response = String::new();
     stream.read_to_string(&mut response).await?;
     let (head, body) = response.split_once("\r\n\r\n").ok_or("no HTTP body")?;
-    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
-        return Err(format!("GET {path}: {head}").into());
-    }
-    Ok(body.to_owned())
+    let status = head.split_whitespace().nth(1).ok_or("no status")?.parse()?;
+    Ok((status, body.to_owned()))
 }
 
 /// Writes `value_of(key)` to every key in `keys`, over 8 connections.

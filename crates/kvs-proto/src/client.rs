@@ -254,6 +254,11 @@ impl FrontendClient {
     pub async fn cluster_status(&self) -> Result<String, RpcError> {
         self.0.call(&frontend::ClusterStatus {}).await
     }
+    /// `acceptDataLoss()`: a restarted frontend waiting for the
+    /// acknowledged writes serves what the servers hold now instead.
+    pub async fn accept_data_loss(&self) -> Result<String, RpcError> {
+        self.0.call(&frontend::AcceptDataLoss {}).await
+    }
 }
 
 /// A server's API, as the frontend uses it. The replication calls carry

@@ -41,3 +41,7 @@ pub const LEASE_HELD: i32 = 12;
 /// commits nothing and refuses puts until it can (a disk full, read-only
 /// or failing). Puts in flight wait; reads are still answered.
 pub const NOT_RECORDED: i32 = 13;
+/// The frontend has restarted and has not found a server holding the
+/// acknowledged writes: it answers nothing from the data until one answers
+/// or an operator accepts the loss (`acceptDataLoss`).
+pub const NOT_RECOVERED: i32 = 14;

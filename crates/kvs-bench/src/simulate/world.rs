@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use kvs_frontend::config::Config;
 use kvs_frontend::durable::{ClusterRecord, RecordStore};
+use kvs_frontend::recovery::RecoveryWait;
 use kvs_frontend::service::Frontend;
 use kvs_frontend::signal::Signal;
 use kvs_frontend::transport::Connector;
@@ -125,21 +126,32 @@ impl World {
                 self.unrecoverable.raise(1);
                 return;
             }
-            let recovered = Frontend::recover(
-                self.config.clone(),
-                Arc::clone(&self.connector),
-                Arc::clone(&self.disk) as Arc<dyn RecordStore>,
+            // A frontend waits for the acknowledged writes as long as it
+            // takes; a schedule gives it until `give_up`.
+            let wait = RecoveryWait::default();
+            let recovered = tokio::time::timeout(
+                give_up.saturating_duration_since(Instant::now()),
+                Frontend::recover(
+                    self.config.clone(),
+                    Arc::clone(&self.connector),
+                    Arc::clone(&self.disk) as Arc<dyn RecordStore>,
+                    &wait,
+                ),
             )
             .await;
             match recovered {
-                Ok(frontend) => {
+                Err(_elapsed) => {
+                    self.unrecoverable.raise(1);
+                    return;
+                }
+                Ok(Ok(frontend)) => {
                     let frontend = Arc::new(frontend);
                     frontend.start();
                     let crashed = Arc::new(Signal::new(0));
                     *self.running.lock() = Some(Running { frontend, crashed });
                     return;
                 }
-                Err(_) => tokio::time::sleep(RECOVERY_RETRY).await,
+                Ok(Err(_)) => tokio::time::sleep(RECOVERY_RETRY).await,
             }
         }
     }

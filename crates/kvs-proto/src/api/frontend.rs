@@ -34,6 +34,14 @@ rpc_method! {
     guarded Scrub = "scrub"() -> String
 }
 rpc_method! {
+    /// kvs's own: tells a restarted frontend that finds no server holding
+    /// the acknowledged writes (they all restarted empty, or do not answer)
+    /// to stop waiting and serve what the reachable servers hold now,
+    /// accepting the loss of the rest. Replies what it did; a frontend that
+    /// is not waiting answers that there is nothing to accept.
+    guarded AcceptDataLoss = "acceptDataLoss"() -> String
+}
+rpc_method! {
     /// The member ids as one string, `"0, 1, 2"`.
     ListServer = "listServer"() -> String
 }
