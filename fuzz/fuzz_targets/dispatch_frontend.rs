@@ -18,12 +18,12 @@ use std::sync::{Arc, OnceLock};
 use axum::Router;
 use clap::Parser;
 use kvs_proto::Fence;
-use kvs_proto::serve::Probes;
 use libfuzzer_sys::fuzz_target;
 
 use kvs_frontend::committed::Committed;
 use kvs_frontend::config::Config;
-use kvs_frontend::service::{self, Frontend};
+use kvs_frontend::gate::Gate;
+use kvs_frontend::service::Frontend;
 
 /// The frontend's options: no server it could reach, no waiting for one.
 fn config(secret: bool) -> Config {
@@ -43,11 +43,12 @@ fn config(secret: bool) -> Config {
         .expect("a valid secret")
 }
 
-/// The router as `kvs_frontend::run` builds it without `--data-dir` (what
-/// it refreshes before a metrics scrape is left out: that reads no input).
+/// The router as `kvs_frontend::run` builds it once the frontend (without
+/// `--data-dir`) is up.
 fn router(secret: bool) -> Router {
     let fence = Fence { cluster: 1, epoch: 0 };
     let config = config(secret);
+    let configured = config.secret.clone();
     let connector = Arc::new(config.connector());
     let frontend = Arc::new(Frontend::new(
         config,
@@ -56,8 +57,9 @@ fn router(secret: bool) -> Router {
         Arc::new(Committed::default()),
         None,
     ));
-    let probes = Probes::default().readiness(&frontend);
-    kvs_fuzz::as_served(service::methods(&frontend).into_router_with(probes))
+    let gate = Gate::new();
+    gate.open(frontend);
+    kvs_fuzz::as_served(gate.router(configured))
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -6,8 +6,8 @@
 //! reads from the committed state ([`committed`]); it admits new servers
 //! with a snapshot ([`catch_up`]); it finds failed servers by heartbeat and
 //! readmits them when they answer again ([`failure_detector`]); with
-//! `--data-dir` it survives its own crash ([`durable`], [`recovery`],
-//! answering only [`recovering`] until it has); it
+//! `--data-dir` it survives its own crash ([`durable`], [`recovery`]; the
+//! [`gate`] holds calls off until it has); it
 //! compares the servers with the committed state and rebuilds any that
 //! diverged ([`scrub`]). [`run`]
 //! wires the parts: it listens on 8001 by default and returns cleanly on
@@ -18,8 +18,8 @@ pub mod committed;
 pub mod config;
 pub mod durable;
 pub mod failure_detector;
+pub mod gate;
 pub mod membership;
-pub mod recovering;
 pub mod recovery;
 pub mod replication;
 pub mod scrub;
@@ -33,13 +33,13 @@ use std::sync::Arc;
 
 use kvs_process::{self as process, ProcessError};
 use kvs_proto::Fence;
-use kvs_proto::serve::Probes;
 use thiserror::Error;
 
 use crate::committed::Committed;
 use crate::config::Config;
 use crate::durable::{DataDir, DurableError};
-use crate::recovery::{RecoveryError, RecoveryWait};
+use crate::gate::Gate;
+use crate::recovery::RecoveryError;
 use crate::service::Frontend;
 
 /// A random, non-zero cluster id (0 marks a record without one).
@@ -60,60 +60,66 @@ pub enum FrontendError {
     Secret(#[from] kvs_proto::auth::SecretError),
 }
 
-/// Runs a frontend with `config` until SIGTERM or SIGINT: recovers from
-/// the data folder if one is given (answering [`recovering`] meanwhile),
-/// serves the XML-RPC methods, probes and scrubs the servers, and stops
-/// what it started before returning.
+/// Runs a frontend with `config` until SIGTERM or SIGINT: listens at once
+/// (behind a shut [`Gate`]), recovers from the data folder if one is given,
+/// opens the gate, probes and scrubs the servers, and stops what it started
+/// before returning.
 pub async fn run(config: Config) -> Result<(), FrontendError> {
     let config = config.load_secret()?;
     let addr = SocketAddr::new(config.bind, config.port);
-    let connector = Arc::new(config.connector());
+    // The folder first: a second frontend on it fails before it listens.
+    let data = match &config.data_dir {
+        Some(dir) => Some(Arc::new(DataDir::open(dir)?)),
+        None => None,
+    };
     let listener = process::listen(addr).await?;
-    let frontend = match &config.data_dir {
-        Some(dir) => {
-            let data = Arc::new(DataDir::open(dir)?);
-            let wait = Arc::new(RecoveryWait::default());
-            let recovering = recovering::router(&wait, config.secret.clone());
-            tracing::info!(%addr, "frontend recovering");
-            let mut outcome = None;
-            let recovery = async {
-                tokio::select! {
-                    recovered = Frontend::recover(config.clone(), connector, data, &wait) => outcome = Some(recovered),
-                    () = process::shutdown_signal() => {}
-                }
-            };
-            process::serve_while(&listener, recovering, &config.limits, recovery).await?;
-            match outcome {
-                Some(recovered) => recovered?,
-                None => return Ok(()),
-            }
+    let gate = Gate::new();
+    let router = gate.router(config.secret.clone());
+    tracing::info!(%addr, servers = %config.server_url, guarded = config.secret.is_some(), "frontend listening");
+
+    let mut failed = None;
+    let stop = async {
+        let opening = open(&gate, config.clone(), data);
+        let opened = tokio::select! {
+            opened = opening => opened,
+            () = process::shutdown_signal() => return,
+        };
+        match opened {
+            Ok(()) => process::shutdown_signal().await,
+            Err(error) => failed = Some(error),
         }
+        tracing::info!("shutting down");
+    };
+    let served = process::serve_until(listener, router, &config.limits, stop).await;
+    if let Some(frontend) = gate.frontend() {
+        frontend.shutdown().await;
+    }
+    served?;
+    if let Some(error) = failed {
+        return Err(error);
+    }
+    tracing::info!("frontend stopped");
+    Ok(())
+}
+
+/// Brings the frontend up — recovered from `data`, or new without one —
+/// starts its background work and opens `gate` to it.
+async fn open(gate: &Gate, config: Config, data: Option<Arc<DataDir>>) -> Result<(), FrontendError> {
+    let connector = Arc::new(config.connector());
+    let frontend = match data {
+        Some(data) => Frontend::recover(config, connector, data, gate.wait()).await?,
         None => {
             // No data folder: a cluster of its own for this process's life.
             let fence = Fence {
                 cluster: new_cluster_id(),
                 epoch: 0,
             };
-            Frontend::new(config.clone(), connector, fence, Arc::new(Committed::default()), None)
+            Frontend::new(config, connector, fence, Arc::new(Committed::default()), None)
         }
     };
     let frontend = Arc::new(frontend);
-    tracing::info!(%addr, servers = %config.server_url, guarded = config.secret.is_some(), "frontend listening");
-
     frontend.start();
-    let metrics = {
-        let frontend = Arc::clone(&frontend);
-        move || frontend.refresh_metrics()
-    };
-    let probes = Probes::default().metrics(metrics).readiness(&frontend);
-    let router = service::methods(&frontend).into_router_with(probes);
-    let served = process::serve_until(listener, router, &config.limits, async {
-        process::shutdown_signal().await;
-        tracing::info!("signal received, shutting down");
-    })
-    .await;
-    frontend.shutdown().await;
-    served?;
-    tracing::info!("frontend stopped");
+    gate.open(frontend);
+    tracing::info!("frontend serving");
     Ok(())
 }

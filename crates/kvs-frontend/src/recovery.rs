@@ -63,12 +63,13 @@ pub enum RecoveryError {
 }
 
 /// What a recovering frontend waits for, shared with what it answers
-/// meanwhile (see [`crate::recovering`]), and the operator's word that the
+/// meanwhile (see [`crate::gate`]), and the operator's word that the
 /// acknowledged writes are lost.
 #[derive(Debug)]
 pub struct RecoveryWait {
     status: Mutex<String>,
     accepted: AtomicBool,
+    recovered: AtomicBool,
     changed: Notify,
 }
 
@@ -77,6 +78,7 @@ impl Default for RecoveryWait {
         RecoveryWait {
             status: Mutex::new("recovering: reading the data folder".to_owned()),
             accepted: AtomicBool::new(false),
+            recovered: AtomicBool::new(false),
             changed: Notify::new(),
         }
     }
@@ -101,6 +103,16 @@ impl RecoveryWait {
 
     fn is_accepted(&self) -> bool {
         self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Recovery is over: there is nothing left to accept.
+    pub fn recovered(&self) {
+        self.recovered.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether recovery is over.
+    pub fn is_recovered(&self) -> bool {
+        self.recovered.load(Ordering::SeqCst)
     }
 }
 

@@ -4,8 +4,7 @@ use std::sync::Arc;
 
 use dxr::Fault;
 use kvs_proto::api::frontend::{
-    AcceptDataLoss, AddServer, AdoptServer, ClusterStatus, Get, ListServer, PrintKvPairs, Put, Scrub as ScrubNow,
-    ShutdownServer,
+    AddServer, AdoptServer, ClusterStatus, Get, ListServer, PrintKvPairs, Put, Scrub as ScrubNow, ShutdownServer,
 };
 use kvs_proto::metrics::metrics;
 use kvs_proto::serve::{Handle, Methods, Readiness};
@@ -254,15 +253,8 @@ impl Frontend {
     }
 }
 
-/// Every method the frontend answers; `addServer`, `adoptServer`,
-/// `shutdownServer`, `scrub` and `acceptDataLoss` need the cluster secret,
-/// if one is configured.
-pub fn methods(frontend: &Arc<Frontend>) -> Methods {
-    every_method(Methods::with_secret(frontend.config.secret.clone()), frontend).method::<AcceptDataLoss, _>(frontend)
-}
-
-/// Every method of the frontend but `acceptDataLoss`, answered by `service`
-/// (the frontend, or what it answers while recovering).
+/// Every method of the frontend but `acceptDataLoss` (see
+/// [`crate::gate::Gate::router`]), answered by `service`.
 pub(crate) fn every_method<S>(methods: Methods, service: &Arc<S>) -> Methods
 where
     S: Handle<Put>
@@ -285,13 +277,6 @@ where
         .method::<ShutdownServer, _>(service)
         .method::<ClusterStatus, _>(service)
         .method::<ScrubNow, _>(service)
-}
-
-/// A frontend that runs has recovered: there is no loss to accept.
-impl Handle<AcceptDataLoss> for Frontend {
-    async fn handle(&self, _call: AcceptDataLoss) -> Result<String, Fault> {
-        Ok("nothing to accept: this frontend has recovered every acknowledged write".to_owned())
-    }
 }
 
 /// Ready once recovered (the frontend listens only then) and with at least

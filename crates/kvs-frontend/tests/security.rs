@@ -192,7 +192,7 @@ async fn with_the_secret_membership_calls_work_as_before() -> TestResult {
 }
 
 /// A frontend of its own (`data` as its folder) on `port` of the cluster's
-/// host, reaching the cluster's servers.
+/// host, reaching the cluster's servers; returns once it has recovered.
 async fn second_frontend(
     cluster: &LocalCluster,
     data: &Path,
@@ -213,7 +213,10 @@ async fn second_frontend(
         "100",
     ]);
     let addr = SocketAddr::new(cluster.host().into(), port);
-    Ok(Process::spawn_listening(command, "second frontend", addr).await?)
+    let process = Process::spawn_listening(command, "second frontend", addr).await?;
+    let frontend = FrontendClient::new(&format!("http://{addr}"), Some(CALL_TIMEOUT))?;
+    kvs_cluster::local::wait_recovered(&frontend, Duration::from_secs(30)).await?;
+    Ok(process)
 }
 
 fn spec(clients: usize) -> CheckSpec {

@@ -115,26 +115,12 @@ pub async fn shutdown_signal() {
 }
 
 /// Serves `router` on `listener` until `stop` resolves, within `limits`,
-/// then lets in-flight requests finish for at most [`SHUTDOWN_GRACE`], and
-/// closes the listener.
+/// then lets in-flight requests finish for at most [`SHUTDOWN_GRACE`].
 pub async fn serve_until(
     listener: TcpListener,
     router: Router,
     limits: &Limits,
-    stop: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ProcessError> {
-    serve_while(&listener, router, limits, stop).await
-}
-
-/// Serves `router` on `listener` until `stop` resolves, then lets
-/// in-flight requests finish for at most [`SHUTDOWN_GRACE`] and closes
-/// every connection; the listener stays open for what is served next (a
-/// frontend serves one router while it recovers, another after).
-pub async fn serve_while(
-    listener: &TcpListener,
-    router: Router,
-    limits: &Limits,
-    stop: impl Future<Output = ()> + Send,
+    stop: impl Future<Output = ()>,
 ) -> Result<(), ProcessError> {
     let files = limits::raise_file_limit();
     let cap = limits.connections_within(files);
@@ -185,6 +171,7 @@ pub async fn serve_while(
             drop(permit);
         });
     }
+    drop(listener);
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(SHUTDOWN_GRACE) => {}

@@ -216,7 +216,10 @@ impl FaultTarget for ContainerCluster {
             }
         };
         self.frontend_running = true;
-        self.wait_live(&self.frontend_base(), "the frontend", &container).await
+        self.wait_live(&self.frontend_base(), "the frontend", &container)
+            .await?;
+        // A restarted frontend listens while it recovers.
+        kvs_cluster::local::wait_recovered(&self.frontend()?, kvs_cluster::local::RECOVERY_WAIT).await
     }
 
     async fn kill_frontend(&mut self) -> Result<(), ClusterError> {
