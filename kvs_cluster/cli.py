@@ -4,7 +4,7 @@ Every process started is stopped on ``terminate``, end of input, Ctrl-C,
 SIGTERM/SIGHUP and on any exception (try/finally, atexit and signal
 handlers): SIGTERM to its process group, at most 5 s of waiting, SIGKILL.
 With ``--backend docker`` the same paths stop and remove every container,
-the network and the volume the run made (see ``docker.py``).
+the network and the volumes the run made (see ``docker.py``).
 """
 
 import argparse
@@ -39,11 +39,20 @@ def parse_args(argv):
     parser.add_argument("--startup-timeout", type=float, default=procs.PORT_WAIT_SECONDS,
                         help="seconds a process may take to open its port")
     parser.add_argument("--seed", type=int, help="seed of testKVS's random choices")
+    parser.add_argument("--durable", action="store_true",
+                        help="run every server with a data folder (kvs-server --data-dir): it "
+                             "logs each change to disk before acknowledging it and a restarted "
+                             "server recovers its pairs. Local: <log dir>/data-*/server-<id>, "
+                             "kept after the run; docker: one volume per server, removed on "
+                             "exit. Default: servers keep their pairs in memory only")
     args = parser.parse_args(argv)
     if args.clients < 0 or args.servers < 0:
         parser.error("-c and -s must not be negative")
     if args.backend != "local" and args.impl != "rust":
         parser.error("--impl %s runs only with --backend local" % args.impl)
+    if args.durable and args.impl != "rust":
+        parser.error("--durable needs the kvs servers: --impl %s keeps its pairs in memory only"
+                     % args.impl)
     return args
 
 
@@ -90,7 +99,7 @@ def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     sys.stdout.reconfigure(line_buffering=True)
     backend = make_backend(args.backend, args.impl, args.host, args.log_dir,
-                           args.startup_timeout)
+                           args.startup_timeout, durable=args.durable)
     cleanup = Cleanup(backend)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
     signal.signal(signal.SIGTERM, exit_on_signal)

@@ -7,8 +7,11 @@ Each run makes its own user-defined bridge network ``kvs-<tag>`` (``tag``:
 - the frontend (network alias ``frontend``) reaches server ``id`` at
   ``http://server-<id>:<9000+id>`` and keeps its epoch and membership in a
   per-run named volume mounted at ``/data``, so ``restartFrontend`` recovers;
-- server ``id`` has the alias ``server-<id>``; client ``id`` talks to
-  ``http://frontend:8001``;
+- server ``id`` has the alias ``server-<id>``; with ``--durable`` it keeps
+  its pairs in a named volume of its own, ``kvs-<tag>-server-<id>-data``
+  mounted at ``/data`` (``KVS_DATA_DIR``), made when that id first starts
+  and kept while the run lasts (a container killed and started again under
+  the id finds its data); client ``id`` talks to ``http://frontend:8001``;
 - the harness-facing ports are published on ``--host`` only (frontend 8001,
   client i 7000+i, server i 9000+i), so Python's tools reach them there.
 
@@ -17,7 +20,7 @@ no-new-privileges``, carries the label ``kvs.cluster=<tag>`` and is tracked
 by its id. A container is up once ``GET /health`` on its published port
 answers 200 (docker's userland proxy accepts TCP connections before the
 process listens, so an open port proves nothing). ``stop_all`` stops and
-removes every container, the network and the volume by id (plus anything
+removes every container, the network and the volumes by id (plus anything
 else carrying the run's label, e.g. a container whose ``docker run`` was
 interrupted), after saving each container's ``docker logs`` in the log dir.
 
@@ -33,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+import xmlrpc.client
 from dataclasses import dataclass
 
 from . import build, ports, procs, rpc
@@ -44,6 +48,8 @@ DATA_DIR = "/data"
 DOCKER_CALL_SECONDS = 60.0
 BUILD_SECONDS = 1800.0
 RESTART_WAIT_SECONDS = 40.0
+#: the fault a restarted frontend answers until it has recovered
+NOT_RECOVERED = 14
 STOP_GRACE_SECONDS = 5
 BUILD_SCRIPT = os.path.join(build.REPO_ROOT, "docker", "build.sh")
 HARDENING = ("--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges")
@@ -151,8 +157,9 @@ class DockerBackend(Backend):
     name = "docker"
 
     def __init__(self, host="127.0.0.1", log_dir=None,
-                 startup_timeout=procs.PORT_WAIT_SECONDS):
+                 startup_timeout=procs.PORT_WAIT_SECONDS, durable=False):
         self.host = host
+        self.durable = durable
         self.log_dir = log_dir or tempfile.mkdtemp(prefix="kvs-docker-")
         os.makedirs(self.log_dir, exist_ok=True)
         self.startup_timeout = startup_timeout
@@ -163,6 +170,7 @@ class DockerBackend(Backend):
         self._lock = threading.Lock()
         self._network_id = None
         self._volume_made = False
+        self._server_volumes = {}  # server id -> volume name (--durable), once asked for
         self._made_anything = False  # set before the first docker call that creates
         self._frontend = None
         self._servers = {}
@@ -175,10 +183,18 @@ class DockerBackend(Backend):
     # -- Backend -----------------------------------------------------------
 
     def describe(self):
-        return ("Docker: network %s, containers labelled %s (`docker ps --filter label=%s`); "
+        text = ("Docker: network %s, containers labelled %s (`docker ps --filter label=%s`); "
                 "logs: `docker logs kvs-%s-frontend` (or -server-N, -client-N), saved to %s "
                 "when the cluster stops"
                 % (self.network, self.label, self.label, self.tag, self.log_dir))
+        if self.durable:
+            text += ("\nServer data: volume %s at %s in each server (removed on exit)"
+                     % (self.server_volume("<id>"), DATA_DIR))
+        return text
+
+    def server_volume(self, server_id):
+        """Name of server ``server_id``'s data volume (``--durable``)."""
+        return "kvs-%s-server-%s-data" % (self.tag, server_id)
 
     def prepare(self):
         if shutil.which("docker") is None:
@@ -200,9 +216,13 @@ class DockerBackend(Backend):
                                    extra=["--volume", "%s:%s" % (self.volume, DATA_DIR)])
 
     def start_server(self, server_id):
+        env = {"SERVER_ID": str(server_id)}
+        extra = []
+        if self.durable:
+            env["KVS_DATA_DIR"] = DATA_DIR
+            extra = ["--volume", "%s:%s" % (self._server_volume_made(server_id), DATA_DIR)]
         container = self._run("server", "server-%d" % server_id, ports.server_port(server_id),
-                              {"SERVER_ID": str(server_id)},
-                              aliases=[server_alias(server_id)])
+                              env, aliases=[server_alias(server_id)], extra=extra)
         with self._lock:
             self._servers[server_id] = container
 
@@ -311,14 +331,36 @@ class DockerBackend(Backend):
     def restart_frontend(self):
         """Starts the frontend container again on the same volume; waits until it serves.
 
-        A restarted frontend recovers from the servers before it listens, so
-        this waits up to max(--startup-timeout, 40 s).
+        A restarted frontend listens while it recovers from the servers,
+        answering fault 14 (not recovered) meanwhile, so this waits, up to
+        max(--startup-timeout, 40 s) in all, until ``clusterStatus`` answers.
         """
         container = self._require_frontend()
         if self._running(container):
             raise ValueError("the frontend is running (use killFrontend first)")
         docker("start", container.cid)
-        self._wait_up(container, max(self.startup_timeout, RESTART_WAIT_SECONDS))
+        deadline = time.monotonic() + max(self.startup_timeout, RESTART_WAIT_SECONDS)
+        self._wait_up(container, deadline - time.monotonic())
+        self._wait_recovered(container, deadline)
+
+    def _wait_recovered(self, container, deadline):
+        """Waits until the frontend answers ``clusterStatus`` without fault 14."""
+        frontend = rpc.proxy(self.frontend_url(), timeout=5.0)
+        last = "no answer"
+        while True:
+            try:
+                frontend.clusterStatus()
+                return
+            except xmlrpc.client.Fault as exc:
+                if exc.faultCode != NOT_RECOVERED:
+                    raise
+                last = rpc.describe_error(exc)
+            except rpc.CALL_ERRORS as exc:
+                last = rpc.describe_error(exc)
+            if time.monotonic() >= deadline:
+                raise procs.StartError("%s did not recover in time; last answer: %s\n%s"
+                                       % (container.name, last, self._log_tail(container)))
+            time.sleep(0.1)
 
     # -- images ------------------------------------------------------------
 
@@ -440,6 +482,20 @@ class DockerBackend(Backend):
             raise LookupError("no frontend was started")
         return self._frontend
 
+    def _server_volume_made(self, server_id):
+        """Server ``server_id``'s data volume; made if it does not exist yet.
+
+        Recorded before it is made, so a ``volume create`` interrupted
+        half-way is still removed (by name, and by label). Making a volume
+        that exists is a no-op for docker: a server started again under its
+        id gets the same volume, with its data.
+        """
+        volume = self.server_volume(server_id)
+        with self._lock:
+            self._server_volumes[server_id] = volume
+        docker("volume", "create", "--label", self.label, "--label", "kvs.role=server", volume)
+        return volume
+
     def _unpause(self, container):
         with self._lock:
             paused = container.cid in self._paused
@@ -496,6 +552,8 @@ class DockerBackend(Backend):
         volumes = set(self._labelled("volume"))
         if self._volume_made:
             volumes.add(self.volume)
+        with self._lock:
+            volumes.update(self._server_volumes.values())
         for volume in volumes:
             docker("volume", "rm", "--force", volume, check=False)
         left = sum((self._labelled(kind) for kind in ("container", "network", "volume")), [])

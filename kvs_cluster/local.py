@@ -7,6 +7,13 @@ kvs-client, or this package's stdlib client proxy if kvs-client is not built.
 
 Each process logs (stdout and stderr) to ``<log dir>/<name>.log``; the file
 ``<log dir>/pids`` lists ``name pid`` for every process started.
+
+With ``durable=True`` (``--durable``) every kvs-server gets ``--data-dir
+<log dir>/data-XXXX/server-<id>``: one fresh folder per run, one subfolder
+per server id (a server started again under an id finds its folder), left
+in place after the run. Without it the servers keep their pairs in memory:
+a ``KVS_DATA_DIR`` in run_cluster.py's environment is not passed down to
+them (every server would otherwise share, and fight over, that one folder).
 """
 
 import os
@@ -18,17 +25,21 @@ from . import build, ports, procs
 from .backend import Backend, UnknownServer
 
 DEFAULT_HOST = "127.0.0.1"
+#: not passed down to servers: a data folder is one process's (--durable gives each its own)
+NOT_FOR_SERVERS_ENV = ("KVS_DATA_DIR",)
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 class ProcessBackend(Backend):
     """Shared machinery: spawn, track, crash and stop local processes."""
 
-    def __init__(self, host=DEFAULT_HOST, log_dir=None, startup_timeout=procs.PORT_WAIT_SECONDS):
+    def __init__(self, host=DEFAULT_HOST, log_dir=None, startup_timeout=procs.PORT_WAIT_SECONDS,
+                 durable=False):
         self.host = host
         self.log_dir = log_dir or tempfile.mkdtemp(prefix="kvs-cluster-")
         os.makedirs(self.log_dir, exist_ok=True)
         self.startup_timeout = startup_timeout
+        self.durable = durable
         self._lock = threading.Lock()
         self._frontend = None
         self._servers = {}
@@ -55,8 +66,9 @@ class ProcessBackend(Backend):
         self._frontend = self._start("frontend", self.frontend_argv(), ports.FRONTEND_PORT)
 
     def start_server(self, server_id):
+        env = {k: v for k, v in self._env().items() if k not in NOT_FOR_SERVERS_ENV}
         child = self._start("server-%d" % server_id, self.server_argv(server_id),
-                            ports.server_port(server_id))
+                            ports.server_port(server_id), env)
         with self._lock:
             self._servers[server_id] = child
 
@@ -107,12 +119,13 @@ class ProcessBackend(Backend):
             raise UnknownServer("no running server with id %d" % server_id)
         return child
 
-    def _start(self, name, argv, port):
+    def _start(self, name, argv, port, env=None):
         if procs.port_open(self.host, port):
             raise procs.StartError("%s:%d is already in use (is another cluster running "
                                    "on this address?)" % (self.host, port))
         log_path = os.path.join(self.log_dir, name + ".log")
-        child = procs.spawn(name, argv, log_path, self.host, port, env=self._env())
+        child = procs.spawn(name, argv, log_path, self.host, port,
+                            env=self._env() if env is None else env)
         with self._lock:
             self._all.append(child)
         self._record_pid(child)
@@ -139,6 +152,25 @@ class LocalBackend(ProcessBackend):
 
     name = "local"
 
+    def __init__(self, host=DEFAULT_HOST, log_dir=None, startup_timeout=procs.PORT_WAIT_SECONDS,
+                 durable=False):
+        super().__init__(host, log_dir, startup_timeout, durable)
+        # A fresh folder per run, even when --log-dir is reused.
+        self.data_root = (tempfile.mkdtemp(prefix="data-", dir=self.log_dir)
+                          if durable else None)
+
+    def describe(self):
+        text = super().describe()
+        if self.durable:
+            text += "\nServer data: %s" % self.server_data_dir("<id>")
+        return text
+
+    def server_data_dir(self, server_id):
+        """Data folder of server ``server_id`` (``--durable``), or None."""
+        if self.data_root is None:
+            return None
+        return os.path.join(self.data_root, "server-%s" % server_id)
+
     def prepare(self):
         if build.build_wanted():
             build.cargo_build()
@@ -150,8 +182,11 @@ class LocalBackend(ProcessBackend):
                 "--server-url", "http://%s:{port}" % self.host]
 
     def server_argv(self, server_id):
-        return [build.binary("kvs-server"), "--id", str(server_id), "--bind", self.host,
+        argv = [build.binary("kvs-server"), "--id", str(server_id), "--bind", self.host,
                 "--port", str(ports.server_port(server_id))]
+        if self.durable:
+            argv += ["--data-dir", self.server_data_dir(server_id)]
+        return argv
 
     def client_argv(self, client_id):
         return rust_client_argv(self.host, client_id)
@@ -183,6 +218,13 @@ class BaselineBackend(ProcessBackend):
 
     name = "local"
 
+    def __init__(self, host=DEFAULT_HOST, log_dir=None, startup_timeout=procs.PORT_WAIT_SECONDS,
+                 durable=False):
+        if durable:
+            raise ValueError("--durable needs the kvs servers: the Python baseline keeps its "
+                             "pairs in memory only")
+        super().__init__(host, log_dir, startup_timeout)
+
     def prepare(self):
         if self.host != DEFAULT_HOST:
             raise procs.StartError("--impl python-baseline listens on localhost only: "
@@ -205,16 +247,19 @@ class BaselineBackend(ProcessBackend):
         return python_client_argv(self.host, client_id)
 
 
-def make_backend(backend, impl, host, log_dir=None, startup_timeout=procs.PORT_WAIT_SECONDS):
-    """The backend for ``--backend`` / ``--impl``."""
+def make_backend(backend, impl, host, log_dir=None, startup_timeout=procs.PORT_WAIT_SECONDS,
+                 durable=False):
+    """The backend for ``--backend`` / ``--impl`` / ``--durable``."""
     if backend == "docker":
         if impl != "rust":
             raise ValueError("--impl %s runs only with --backend local" % impl)
         from .docker import DockerBackend  # only when asked for: it needs no import otherwise
-        return DockerBackend(host=host, log_dir=log_dir, startup_timeout=startup_timeout)
+        return DockerBackend(host=host, log_dir=log_dir, startup_timeout=startup_timeout,
+                             durable=durable)
     if backend != "local":
         raise ValueError("unknown backend %r (local or docker)" % backend)
     classes = {"rust": LocalBackend, "python-baseline": BaselineBackend}
     if impl not in classes:
         raise ValueError("unknown implementation %r" % impl)
-    return classes[impl](host=host, log_dir=log_dir, startup_timeout=startup_timeout)
+    return classes[impl](host=host, log_dir=log_dir, startup_timeout=startup_timeout,
+                         durable=durable)

@@ -186,9 +186,10 @@ def harness_env():
     return env
 
 
-def harness_argv(host, log_dir, clients, servers):
+def harness_argv(host, log_dir, clients, servers, extra=()):
     return [sys.executable, RUN_CLUSTER, "-c", str(clients), "-s", str(servers),
-            "--backend", "docker", "--host", host, "--log-dir", str(log_dir), "--seed", "7"]
+            "--backend", "docker", "--host", host, "--log-dir", str(log_dir), "--seed", "7",
+            *extra]
 
 
 def answers(stdout):
@@ -221,11 +222,11 @@ def run_piped(runs, commands, clients=1, servers=2, timeout=RUN_TIMEOUT):
 class Interactive:
     """run_cluster.py --backend docker driven line by line through a pipe."""
 
-    def __init__(self, runs, clients, servers):
+    def __init__(self, runs, clients, servers, extra=()):
         self.host = next_host()
         self.log_dir = runs.log_dir(self.host)
         self.runs = runs
-        self.proc = subprocess.Popen(harness_argv(self.host, self.log_dir, clients, servers),
+        self.proc = subprocess.Popen(harness_argv(self.host, self.log_dir, clients, servers, extra),
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env=harness_env())
         self.seen = b""
@@ -287,8 +288,8 @@ def interactive(runs):
     """Factory: interactive(clients, servers) -> a started Interactive at its first prompt."""
     started = []
 
-    def start(clients=1, servers=2):
-        run = Interactive(runs, clients, servers)
+    def start(clients=1, servers=2, extra=()):
+        run = Interactive(runs, clients, servers, extra)
         started.append(run)
         run.read_prompt()
         return run
@@ -527,6 +528,56 @@ def test_frontend_writes_a_fresh_named_volume_as_non_root(docker_images, hand_ma
     assert python_proxy("http://%s:8001" % host).listServer() == ""
 
 
+def test_durable_servers_keep_their_pairs_on_their_volumes(interactive, hand_made):
+    """--durable: each server has a labelled volume of its own at /data
+    (KVS_DATA_DIR); it outlives a killServer, and a server started on it
+    recovers every acknowledged pair; on exit nothing of the run is left."""
+    run = interactive(clients=1, servers=2, extra=["--durable"])
+    assert "Server data: volume kvs-%s-server-<id>-data" % run.tag in run.seen.decode()
+    volumes = ["kvs-%s-server-%d-data" % (run.tag, server_id) for server_id in (0, 1)]
+    labelled_volumes = set(docker("volume", "ls", "-q", "--filter",
+                                  "label=kvs.cluster=%s" % run.tag).split())
+    assert labelled_volumes == {*volumes, "kvs-%s-frontend-data" % run.tag}
+    servers = docker("ps", "-q", "--no-trunc", "--filter", "label=kvs.cluster=%s" % run.tag,
+                     "--filter", "label=kvs.role=server").split()
+    assert len(servers) == 2
+    for cid in servers:
+        info = json.loads(docker("inspect", cid))[0]
+        server_id = int(dict(e.split("=", 1) for e in info["Config"]["Env"])["SERVER_ID"])
+        assert "KVS_DATA_DIR=/data" in info["Config"]["Env"]
+        mounts = [(m["Type"], m.get("Name"), m["Destination"], m["RW"]) for m in info["Mounts"]]
+        assert mounts == [("volume", volumes[server_id], "/data", True)], mounts
+        assert info["HostConfig"]["ReadonlyRootfs"] is True  # the volume is the only place written
+
+    pairs = {2000 + k: 3 * k for k in range(1, 6)}
+    for key, value in pairs.items():
+        assert run.command("put:%d:%d" % (key, value)) == "Success"
+    assert run.command("killServer:0") == "Killed server 0"
+    assert run.command("put:2010:30") == "Success"
+    assert run.command("get:2003") == "2003:9"
+    assert volumes[0] in docker("volume", "ls", "-q").split()  # outlives its container
+
+    # A server started on the killed one's volume recovers what it acknowledged.
+    host = next_host()
+    cid = docker("run", "-d", *HARDENED, "--label", "kvs.test=hand-made",
+                 "-v", "%s:/data" % volumes[0], "-e", "KVS_DATA_DIR=/data",
+                 "-e", "SERVER_ID=0", "-p", "%s:9000:9000" % host, docker_mod.image_name("server"))
+    hand_made["containers"].append(cid)
+    wait_health(host, 9000, cid)
+    assert python_proxy("http://%s:9000" % host).printKVPairs() == "\n".join(
+        "%d:%d" % kv for kv in sorted(pairs.items()))
+    logs = subprocess.run(["docker", "logs", cid], capture_output=True, text=True,
+                          timeout=DOCKER_TIMEOUT, check=False)
+    assert "data folder recovered dir=/data keys=%d" % len(pairs) in logs.stderr, logs
+    docker("rm", "-f", cid)  # before the run's clean-up removes the volume
+    hand_made["containers"].remove(cid)
+
+    out = run.command("testKVS:100:2:200:50:0:0:0:0:0")
+    assert "[Error" not in out and "Run throughput" in out, out
+    assert run.finish() == 0
+    assert_nothing_left(run.tag, run.log_dir)
+
+
 # -- no docker needed ----------------------------------------------------------
 
 def test_local_backend_refuses_docker_only_faults():
@@ -537,6 +588,17 @@ def test_local_backend_refuses_docker_only_faults():
             getattr(local, method)(0)
     with pytest.raises(backend_mod.NotSupported):
         local.kill_frontend()
+
+
+def test_durable_flag_parsing_and_the_python_baseline(capsys):
+    from kvs_cluster.local import make_backend
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--durable", "--impl", "python-baseline"])
+    assert "--durable needs the kvs servers" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="--durable"):
+        make_backend("local", "python-baseline", "127.0.0.1", durable=True)
+    assert cli.parse_args(["--durable", "--backend", "docker"]).durable is True
+    assert cli.parse_args([]).durable is False
 
 
 def test_baseline_impl_needs_the_local_backend(capsys):

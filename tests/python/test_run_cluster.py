@@ -279,6 +279,118 @@ def test_testkvs_bad_arguments(tmp_path, command):
     assert_nothing_left(run.log_dir, run.host)
 
 
+# -- --durable: servers on data folders ---------------------------------------
+
+DATA_LINE = re.compile(r"^Server data: (.+)/server-<id>$", re.M)
+RESTART_TIMEOUT = 15
+
+
+def recovered_pairs(data_dir, server_id):
+    """printKVPairs of a fresh kvs-server started on ``data_dir`` (alone, on
+    its own address): what that folder gives back after a restart."""
+    host = kvstest.next_host()
+    port = kvstest.SERVER_BASE + server_id
+    log_path = os.path.join(os.path.dirname(data_dir), "restarted-%d.log" % server_id)
+    with open(log_path, "ab") as log:
+        popen = subprocess.Popen([kvstest.binary("kvs-server"), "--id", str(server_id),
+                                  "--bind", host, "--data-dir", data_dir],
+                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+    proc = kvstest.Proc("restarted-%d" % server_id, popen, log_path, host, port)
+    try:
+        kvstest.wait_for_port(proc, RESTART_TIMEOUT)
+        pairs = kvstest.proxy("http://%s:%d" % (host, port)).printKVPairs()
+        assert "data folder recovered" in proc.log(), proc.log()
+        return pairs
+    finally:
+        kvstest.stop_procs([proc])
+
+
+def data_root(run):
+    """The folder run_cluster.py --durable announced for the servers' data."""
+    match = DATA_LINE.search(run.stdout.split(PROMPT)[0])
+    assert match, run
+    root = match.group(1)
+    assert os.path.dirname(root) == run.log_dir, root
+    return root
+
+
+def test_durable_servers_keep_what_they_acknowledged_on_disk(tmp_path):
+    """--durable: every server logs to its own folder; a server SIGKILLed by
+    killServer, started again on its folder, has every pair acknowledged
+    before the kill; the cluster works as usual (testKVS clean)."""
+    before = {1000 + k: 7 * k for k in range(1, 6)}
+    after = {1000 + k: 7 * k for k in range(6, 9)}
+    commands = ["put:%d:%d" % kv for kv in before.items()] + ["killServer:0"]
+    commands += ["put:%d:%d" % kv for kv in after.items()]
+    commands += ["get:1003", "testKVS:100:2:200:50:0:0:0:0:0", "printKVPairs:1", "terminate"]
+    run = run_cluster(commands, tmp_path, clients=1, servers=2, extra=["--durable"])
+    assert_clean_test_kvs(run)
+    answers = run.answers()
+    assert answers[:len(before)] == ["Success"] * len(before), run
+    assert answers[len(before)] == "Killed server 0", run
+    assert answers[len(before) + 1 + len(after)] == "1003:21", run
+    assert_nothing_left(run.log_dir, run.host)
+
+    root = data_root(run)
+    assert sorted(os.listdir(root)) == ["server-0", "server-1"]
+    for server_id in (0, 1):
+        folder = os.path.join(root, "server-%d" % server_id)
+        logs = [name for name in os.listdir(folder) if name.startswith("log-")]
+        assert logs and any(os.path.getsize(os.path.join(folder, n)) > 0 for n in logs), folder
+        # The server really ran on it (not just a folder made by the harness).
+        with open(os.path.join(run.log_dir, "server-%d.log" % server_id)) as f:
+            assert "dir=%s" % folder in f.read()
+    # Killed after the first puts: exactly those, nothing later.
+    assert recovered_pairs(os.path.join(root, "server-0"), 0) == "\n".join(
+        "%d:%d" % kv for kv in sorted(before.items()))
+    # Stopped at the end: everything it held, as the frontend printed it.
+    printed = answers[-2]
+    assert printed.count("\n") >= 100 + len(before) + len(after) - 1, run
+    assert recovered_pairs(os.path.join(root, "server-1"), 1) == printed
+
+
+def test_without_durable_servers_keep_no_folder(tmp_path):
+    """No --durable: memory only, even with KVS_DATA_DIR in the environment
+    (which names the frontend's folder; shared with two servers, the second
+    one could not lock it)."""
+    shared = tmp_path / "frontend-data"
+    env = harness_env()
+    env["KVS_DATA_DIR"] = str(shared)
+    host = kvstest.next_host()
+    log_dir = tmp_path / "logs"
+    result = subprocess.run(harness_argv(host, log_dir, 1, 2),
+                            input="put:1:1\nget:1\nlistServer\nterminate\n",
+                            capture_output=True, text=True, env=env, timeout=RUN_TIMEOUT)
+    run = Run(result.returncode, result.stdout, result.stderr, str(log_dir), host)
+    assert run.returncode == 0, run
+    assert run.answers()[:3] == ["Success", "1:1", "0, 1"], run
+    assert "Server data" not in run.stdout
+    assert not [n for n in os.listdir(run.log_dir) if n.startswith("data-")]
+    for server_id in (0, 1):
+        with open(os.path.join(run.log_dir, "server-%d.log" % server_id)) as f:
+            assert "data folder" not in f.read()
+    assert_nothing_left(run.log_dir, run.host)
+
+
+def test_durable_is_refused_for_the_python_baseline(tmp_path):
+    result = subprocess.run([sys.executable, RUN_CLUSTER, "--impl", "python-baseline",
+                             "--durable", "--log-dir", str(tmp_path / "logs")],
+                            input="terminate\n", capture_output=True, text=True,
+                            env=harness_env(), timeout=60)
+    assert result.returncode == 2, result
+    assert "--durable needs the kvs servers" in result.stderr, result
+    assert not (tmp_path / "logs").exists()  # refused before anything started
+
+
+def test_help_describes_durable():
+    result = subprocess.run([sys.executable, RUN_CLUSTER, "--help"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "--durable" in text and "--data-dir" in text and "memory only" in text, text
+
+
 # -- signals, start-up failures ---------------------------------------------
 
 def read_until(proc, marker, timeout):
