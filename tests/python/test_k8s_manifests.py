@@ -14,9 +14,10 @@ Two kinds of check, neither needs a cluster:
   limits, no service-link variables; the DNS names the processes use to find
   each other match the Services that publish them; the PDB and the
   NetworkPolicies select the pods they are about; the frontend and the
-  servers read the cluster secret from the Secret kvs-cluster-secret,
-  mounted read-only and readable by the image's user only, while no
-  manifest holds a secret value; and the course pods keep exactly what the
+  servers keep their data folder (KVS_DATA_DIR) on a PersistentVolumeClaim
+  of their own, the root filesystem staying read-only; they read the
+  cluster secret from the Secret kvs-cluster-secret, mounted read-only and
+  readable by the image's user only, while no manifest holds a secret value; and the course pods keep exactly what the
   course's run_cluster.py substitutes and waits for (and no secret: the
   course's harness cannot show one).
 
@@ -299,7 +300,43 @@ def test_server_statefulset():
     assert [p["containerPort"] for p in c["ports"]] == [port]
     # Leaving is one call of at most 5 s to the frontend before the exit.
     assert pod_spec(sts)["terminationGracePeriodSeconds"] >= 15
-    assert "volumeClaimTemplates" not in sts["spec"]
+
+
+def assert_data_dir_on_a_claim(workload):
+    """KVS_DATA_DIR of the workload's container is the mount of one of its
+    volumeClaimTemplates: writable, ReadWriteOnce, with a size, kept when
+    the StatefulSet is deleted, and writable by the image's user (fsGroup);
+    the root filesystem stays read-only."""
+    name = workload["metadata"]["name"]
+    c = pod_spec(workload)["containers"][0]
+    data_dir = env_value(c, "KVS_DATA_DIR")
+    templates = {t["metadata"]["name"]: t for t in workload["spec"].get("volumeClaimTemplates", [])}
+    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    mount = mounts.get(data_dir)
+    assert mount is not None and mount["name"] in templates, \
+        f"{name}: {data_dir} is not on a PersistentVolumeClaim"
+    assert not mount.get("readOnly") and not mount.get("subPath"), name
+    assert mount["name"] not in {v["name"] for v in pod_spec(workload).get("volumes", [])}, \
+        f"{name}: a pod volume shadows the claim {mount['name']}"
+    claim = templates[mount["name"]]["spec"]
+    assert claim["accessModes"] == ["ReadWriteOnce"], name
+    assert claim["resources"]["requests"]["storage"], name
+    assert workload["spec"].get("persistentVolumeClaimRetentionPolicy", {}).get(
+        "whenDeleted", "Retain") == "Retain", f"{name}: deleting the StatefulSet would delete the data"
+    assert pod_spec(workload)["securityContext"]["fsGroup"] == IMAGE_USER, name
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True, name
+    return data_dir
+
+
+def test_servers_keep_their_pairs_on_a_claim():
+    sts, _ = component_pods("server")
+    data_dir = assert_data_dir_on_a_claim(sts)
+    # One claim per server (the StatefulSet makes data-kvs-server-<ordinal>).
+    (template,) = sts["spec"]["volumeClaimTemplates"]
+    assert template["metadata"]["labels"]["app.kubernetes.io/component"] == "server"
+    # The secret stays on its own read-only volume, outside the data folder.
+    _, mount, path, _ = secret_file_of(sts)
+    assert mount["mountPath"] != data_dir and not path.startswith(data_dir.rstrip("/") + "/")
 
 
 def test_server_headless_service_publishes_not_ready_pods():
@@ -353,11 +390,7 @@ def test_frontend_statefulset_keeps_its_record_on_a_claim():
     assert fe["kind"] == "StatefulSet" and fe["spec"]["replicas"] == 1
     assert selects(fe["spec"]["selector"]["matchLabels"], labels)
     c = pod_spec(fe)["containers"][0]
-    data_dir = env_value(c, "KVS_DATA_DIR")
-    claims = {t["metadata"]["name"] for t in fe["spec"]["volumeClaimTemplates"]}
-    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
-    assert mounts.get(data_dir) in claims, f"{data_dir} is not on a PersistentVolumeClaim"
-    assert pod_spec(fe)["securityContext"]["fsGroup"] == IMAGE_USER
+    assert_data_dir_on_a_claim(fe)
     assert "{id}" in env_value(c, "KVS_SERVER_URL")
     assert env_value(c, "KVS_BIND") == "0.0.0.0"
 

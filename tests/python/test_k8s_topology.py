@@ -21,11 +21,15 @@ a human in the loop:
 - a scale-up (the next ordinal) is admitted, caught up and ready;
 - a scale-down (SIGTERM with the pod's grace period) leaves cleanly: the id
   is gone from the membership, not "lost";
-- a crashed server (SIGKILL), recreated empty under its ordinal, is
-  readmitted by catch-up and holds every pair again;
+- a crashed server (SIGKILL), recreated under its ordinal on its claim, is
+  readmitted and holds every pair again;
 - the client proxy Deployment reaches the frontend through the Service name;
 - a rescheduled frontend (new container, same claim volume) recovers the
   data from the servers before it turns ready;
+- every server keeps its pairs on a claim of its own (KVS_DATA_DIR): a
+  server recreated on it recovers them from it, and after a power cut
+  (every pod SIGKILLed at once, then recreated on the same claims) the
+  frontend recovers every acknowledged pair from the servers;
 - without the Secret (or its key) no pod starts (Kubernetes keeps them in
   ContainerCreating).
 
@@ -38,6 +42,7 @@ it the test skips (fails when CI is set).
 """
 
 import base64
+import json
 import os
 import re
 import time
@@ -248,7 +253,7 @@ def test_production_topology_on_docker():
         k.secrets[SECRET_NAME] = {SECRET_KEY: secret}
 
         # A server crashes (SIGKILL); the StatefulSet recreates it under the
-        # same ordinal, empty; the frontend readmits it by catch-up.
+        # same ordinal, on its claim; the frontend readmits it.
         k.kill_pod(servers[1].name)
         wait_status(fport, lambda s: 1 not in s["active"])
         assert fe.put(8, 81) == "Success"
@@ -284,4 +289,70 @@ def test_production_topology_on_docker():
     left = kubelet.docker("ps", "--all", "--quiet", "--filter", f"label={kubelet.LABEL}={k.tag}")
     assert left == ""
     assert not os.path.exists(secret_root) and k.secret_root is None
+    assert kubelet.docker("volume", "ls", "--quiet", "--filter", f"label={kubelet.LABEL}={k.tag}") == ""
+
+
+def data_volume(k, pod):
+    """The named volume mounted at the pod's KVS_DATA_DIR (its claim)."""
+    data_dir = kubelet.Kubelet.resolve_env(pod.container, pod.name, "kvs", pod.labels)["KVS_DATA_DIR"]
+    mounts = json.loads(kubelet.docker("inspect", "--format", "{{json .Mounts}}", pod.cid))
+    found = [m for m in mounts if m["Destination"] == data_dir]
+    assert len(found) == 1 and found[0]["Type"] == "volume" and found[0]["RW"], mounts
+    return found[0]["Name"]
+
+
+def test_power_cut_keeps_every_pair_on_the_claims():
+    """Every server on its own claim: one recreated server recovers its pairs
+    from it, and after every pod (frontend included) is SIGKILLed at once and
+    recreated on the same claims, every acknowledged pair is there."""
+    require_docker_and_images()
+    secret = new_secret()
+    with kubelet.Kubelet(PRODUCTION, secrets={SECRET_NAME: {SECRET_KEY: secret}}) as k:
+        replicas = k.find("StatefulSet", "kvs-server")["spec"]["replicas"]
+        frontend = k.start_statefulset_pod("kvs-frontend", 0)
+        servers = [k.start_statefulset_pod("kvs-server", i) for i in range(replicas)]
+        for pod in [frontend, *servers]:
+            k.wait_probe(pod, "readinessProbe", READY_SECONDS)
+        fport = frontend.host_port("rpc")
+        wait_status(fport, lambda s: s["active"] == list(range(replicas)))
+        claims = [data_volume(k, pod) for pod in servers]
+        assert len(set(claims)) == replicas and set(claims) <= set(k.volumes), claims
+        assert data_volume(k, frontend) not in claims
+
+        fe = xmlrpc.client.ServerProxy(f"http://127.0.0.1:{fport}")
+        pairs = {key: key * 3 + 1 for key in range(40)}
+        for key, value in pairs.items():
+            assert fe.put(key, value) == "Success"
+
+        # One server crashes; recreated on its claim, it comes back with the pairs.
+        k.kill_pod(servers[0].name)
+        servers[0] = k.start_statefulset_pod("kvs-server", 0)
+        assert data_volume(k, servers[0]) == claims[0]
+        k.wait_probe(servers[0], "readinessProbe", READY_SECONDS)
+        assert f"data folder recovered dir=/data keys={len(pairs)}" in k.logs(servers[0])
+        wait_status(fport, lambda s: s["active"] == list(range(replicas)))
+        assert fe.put(100, 1001) == "Success"
+        pairs[100] = 1001
+
+        # Power cut: every pod dies at once; the StatefulSets recreate them
+        # (servers and frontend together) on the same claims.
+        for pod in [frontend, *servers]:
+            k.kill_pod(pod.name)
+        servers = [k.start_statefulset_pod("kvs-server", i) for i in range(replicas)]
+        frontend = k.start_statefulset_pod("kvs-frontend", 0)
+        for pod in [frontend, *servers]:
+            k.wait_probe(pod, "readinessProbe", READY_SECONDS)
+        for pod in servers:
+            assert f"data folder recovered dir=/data keys={len(pairs)}" in k.logs(pod), k.logs(pod)
+        fport = frontend.host_port("rpc")
+        wait_status(fport, lambda s: s["active"] == list(range(replicas)))
+        fe = xmlrpc.client.ServerProxy(f"http://127.0.0.1:{fport}")
+        for key, value in pairs.items():
+            assert fe.get(key) == f"{key}:{value}"
+        expected = "\n".join(f"{key}:{value}" for key, value in sorted(pairs.items()))
+        for server_id in range(replicas):
+            assert fe.printKVPairs(server_id) == expected, server_id
+        assert fe.put(101, 1011) == "Success"
+        assert fe.get(101) == "101:1011"
+    assert kubelet.docker("ps", "--all", "--quiet", "--filter", f"label={kubelet.LABEL}={k.tag}") == ""
     assert kubelet.docker("volume", "ls", "--quiet", "--filter", f"label={kubelet.LABEL}={k.tag}") == ""
