@@ -96,6 +96,12 @@ impl Membership {
         self.members.contains_key(&id)
     }
 
+    /// Whether server `id` is known at all: a member, or lost (probed, and
+    /// readmitted when it answers). A removed server is neither.
+    pub fn knows(&self, id: ServerId) -> bool {
+        self.contains(id) || self.lost.contains_key(&id)
+    }
+
     pub fn get(&self, id: ServerId) -> Option<&Member> {
         self.members.get(&id)
     }

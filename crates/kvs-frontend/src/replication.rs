@@ -457,11 +457,14 @@ impl ReplicationLog {
     }
 
     /// Forgets server `id` on request (`shutdownServer`), member or lost;
-    /// returns its client.
+    /// returns its client. If it was the last active server it stays among
+    /// the holders (no write can be acknowledged without an active server,
+    /// so it still holds every one): a restarted frontend then recovers
+    /// from it — a durable server leaving on SIGTERM keeps its folder — or
+    /// says it cannot, rather than start empty.
     pub fn remove(&self, id: ServerId) -> Option<ReplicaHandle> {
         let mut state = self.state.lock();
         let client = state.members.forget(id)?;
-        state.holders.remove(&id);
         tracing::info!(server = id, "server removed from the cluster");
         self.after_removal(&mut state);
         Some(client)
@@ -730,7 +733,9 @@ impl ReplicationLog {
             state.holders.remove(&id);
             self.record(&mut state);
         }
-        if state.holders.is_empty() {
+        // Holders that were removed are not probed and never come back on
+        // their own; this frontend holds every acknowledged write itself.
+        if state.holders.keys().all(|holder| !state.members.knows(*holder)) {
             Readmission::CatchUp
         } else {
             Readmission::Wait

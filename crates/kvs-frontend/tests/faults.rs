@@ -268,6 +268,42 @@ async fn power_cut_under_load_of_a_durable_cluster_loses_no_acknowledged_write()
 }
 
 #[tokio::test]
+async fn durable_servers_that_all_left_bring_every_write_back_to_a_restarted_frontend() -> TestResult {
+    let data_dir = std::env::temp_dir().join(format!("kvs-all-left-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let data_arg = data_dir.join("frontend").to_string_lossy().into_owned();
+    let mut cluster = LocalCluster::new(Binaries::locate())
+        .with_frontend_args(&["--data-dir", &data_arg])
+        .with_server_data(data_dir.join("servers"));
+    cluster.start_frontend().await?;
+    for _ in 0..2 {
+        cluster.add_server().await?;
+    }
+    let frontend = cluster.frontend()?;
+    for key in 0..50 {
+        frontend.put(key, key * 3).await?;
+    }
+    // Every server leaves (as a StatefulSet deleted whole does, on SIGTERM),
+    // then the frontend goes too; all come back on their folders.
+    for id in 0..2 {
+        frontend.shutdown_server(id).await?;
+        cluster.wait_server_exit(id, Duration::from_secs(5)).await?;
+    }
+    cluster.kill_frontend().await?;
+    for id in 0..2 {
+        cluster.start_server_id(id).await?;
+    }
+    cluster.start_frontend().await?;
+    let frontend = cluster.frontend()?;
+    for key in 0..50 {
+        assert_eq!(frontend.get(key).await?, reply::pair(key, key * 3), "the store came back empty");
+    }
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&data_dir);
+    Ok(())
+}
+
+#[tokio::test]
 async fn durable_server_killed_keeps_every_write_it_acknowledged() -> TestResult {
     let data_dir = std::env::temp_dir().join(format!("kvs-durable-server-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
