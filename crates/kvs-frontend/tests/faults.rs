@@ -296,7 +296,11 @@ async fn durable_servers_that_all_left_bring_every_write_back_to_a_restarted_fro
     cluster.start_frontend().await?;
     let frontend = cluster.frontend()?;
     for key in 0..50 {
-        assert_eq!(frontend.get(key).await?, reply::pair(key, key * 3), "the store came back empty");
+        assert_eq!(
+            frontend.get(key).await?,
+            reply::pair(key, key * 3),
+            "the store came back empty"
+        );
     }
     drop(cluster);
     let _ = std::fs::remove_dir_all(&data_dir);
