@@ -272,6 +272,12 @@ pub struct CompareArgs {
     /// Skip the open-loop latency run.
     #[arg(long)]
     no_open_loop: bool,
+    /// Also measure kvs with durable servers (`--data-dir` in a scratch
+    /// folder under $TMPDIR or /tmp, removed afterwards): puts only, right
+    /// after in-memory kvs with as many servers, against the target of 50% of
+    /// its put throughput; and the sync latency of the disk there.
+    #[arg(long)]
+    durable: bool,
     /// A ~1-minute smoke run: 1 round, short runs, no 50% mix.
     #[arg(long)]
     quick: bool,
@@ -340,6 +346,7 @@ impl CompareArgs {
             baseline: !self.no_baseline,
             floor: !self.no_floor,
             open_loop: !self.no_open_loop,
+            durable: self.durable,
             timeout: Duration::from_millis(self.timeout_ms),
             quiet_wait: seconds("quiet-wait-secs", self.quiet_wait_secs, spec.quiet_wait)?,
             seed: self.seed,
@@ -372,14 +379,15 @@ pub async fn compare(args: CompareArgs) -> ExitCode {
         Err(message) => return fail(&message),
     };
     println!(
-        "compare: servers {:?}, {} round(s), {} connections, {} keys, runs of {:.1} s (baseline {:.1} s), benches {}",
+        "compare: servers {:?}, {} round(s), {} connections, {} keys, runs of {:.1} s (baseline {:.1} s), benches {}{}",
         spec.servers,
         spec.repeat,
         spec.connections,
         spec.record_count,
         spec.duration.as_secs_f64(),
         spec.baseline_duration.as_secs_f64(),
-        spec.benches().iter().map(|b| b.name()).collect::<Vec<_>>().join(", ")
+        spec.benches().iter().map(|b| b.name()).collect::<Vec<_>>().join(", "),
+        if spec.durable { "; durable kvs: put" } else { "" }
     );
     let progress = Arc::new(CompareProgress::default());
     let bar = compare_bar(spec.steps(), Arc::clone(&progress));

@@ -1,8 +1,8 @@
 //! `kvs-bench load`, `floor` and `compare` end to end: the floor responder
 //! as a real process, loaded through both clients, closed and open loop;
-//! and a miniature `compare` (kvs with 1 server, the floor, and the Python
-//! baseline when it is there and port 8001 is free) that must write its
-//! table, JSON and plots. Build the binaries first (`cargo build --bins`).
+//! and a miniature `compare` (kvs with 1 server, in memory and durable, the
+//! floor, and the Python baseline when it is there and port 8001 is free)
+//! that must write its table, JSON and plots. Build the binaries first (`cargo build --bins`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test that panics fails
 
@@ -142,6 +142,7 @@ fn a_miniature_compare_writes_table_json_and_plots() {
         "0",
         "--record-count",
         "100",
+        "--durable",
     ];
     let local_baseline = SocketAddr::new(IpAddr::V4(baseline::HOST), 8001);
     let with_baseline = baseline::locate_dir().is_ok() && ensure_free(local_baseline).is_ok();
@@ -157,6 +158,10 @@ fn a_miniature_compare_writes_table_json_and_plots() {
     assert!(text.contains("| floor | - |"), "{text}");
     assert_eq!(text.contains("| baseline | 1 |"), with_baseline, "{text}");
     assert!(text.contains("Open loop, kvs 1 server"), "{text}");
+    // --durable: kvs with durable servers puts, and the disk's sync latency.
+    assert!(text.contains("| kvs-durable | 1 |"), "{text}");
+    assert!(text.contains("Disk sync latency in "), "{text}");
+    assert!(text.contains("durable put throughput ≥ 50% of in-memory"), "{text}");
     for file in ["compare.json", "compare.md", "compare.svg", "compare.png"] {
         let size = std::fs::metadata(out.join(file)).map(|m| m.len()).unwrap_or(0);
         assert!(size > 100, "{file}: {size} bytes");

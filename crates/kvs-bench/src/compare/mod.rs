@@ -10,11 +10,17 @@
 //! medians over the rounds. Last, kvs with 1 server runs the 50% mix open
 //! loop at half its measured peak, for the p99 target.
 //!
+//! With `durable`, each in-memory kvs target is followed by kvs with as
+//! many durable servers (`--data-dir` in a scratch folder, fresh for every
+//! start), which runs the put bench only (gets do not touch the disk); and
+//! the disk's sync latency is measured once, in the same scratch folder.
+//!
 //! Every process is a child started with `kill_on_drop`, killed and reaped
 //! after its target's measurements; every phase is bounded in time and
 //! every call by a timeout.
 
 pub mod baseline;
+pub mod durable;
 pub mod floor;
 pub mod footprint;
 #[cfg(feature = "cli")]
@@ -36,9 +42,10 @@ use crate::load::cpu;
 use crate::load::workload::Workload;
 use crate::load::{self, ClientKind, LoadCounters, LoadError, LoadSpec, PhaseReport};
 use baseline::{BaselineError, PythonBaseline};
+use durable::ScratchDir;
 use kvs_cluster::{Binaries, ClusterError, LocalCluster, unique_loopback};
 use kvs_cluster::{Process, StartError, ensure_free};
-use results::{Bench, JudgedTarget, MedianRow, Medians, OpenLoop, RatioRow, Sample, Stat, System};
+use results::{Bench, Durable, JudgedTarget, MedianRow, Medians, OpenLoop, RatioRow, Sample, Stat, System};
 
 /// How long killed cluster processes may take to disappear.
 const GONE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -73,6 +80,8 @@ pub struct CompareSpec {
     pub baseline: bool,
     pub floor: bool,
     pub open_loop: bool,
+    /// Also measure kvs with durable servers (puts only) and the disk's sync latency.
+    pub durable: bool,
     pub timeout: Duration,
     /// Before starting each target, wait up to this long for the rest of the
     /// machine to use less than [`NOISY_CORES`] (a shared machine's builds
@@ -106,6 +115,7 @@ impl CompareSpec {
             baseline: true,
             floor: true,
             open_loop: true,
+            durable: false,
             timeout: Duration::from_secs(10),
             quiet_wait: Duration::from_secs(15),
             quiet_budget: Duration::from_secs(120),
@@ -133,12 +143,21 @@ impl CompareSpec {
         }
     }
 
-    /// The benches every target runs.
+    /// The benches every target runs (but durable kvs, see [`Self::benches_of`]).
     pub fn benches(&self) -> Vec<Bench> {
         Bench::ALL
             .into_iter()
             .filter(|b| self.mix || *b != Bench::Mix)
             .collect()
+    }
+
+    /// The benches `system` runs: durable kvs only puts (gets do not touch
+    /// the disk, so they would measure in-memory kvs again).
+    pub fn benches_of(&self, system: System) -> Vec<Bench> {
+        match system {
+            System::KvsDurable => vec![Bench::Put],
+            _ => self.benches(),
+        }
     }
 
     /// The targets of one round, in order.
@@ -149,6 +168,9 @@ impl CompareSpec {
         }
         for &n in &self.servers {
             targets.push((System::Kvs, n));
+            if self.durable {
+                targets.push((System::KvsDurable, n));
+            }
             if self.baseline {
                 targets.push((System::Baseline, n));
             }
@@ -158,7 +180,11 @@ impl CompareSpec {
 
     /// Measurements in all (for a progress bar).
     pub fn steps(&self) -> u64 {
-        let per_round = self.targets().len() * self.benches().len();
+        let per_round: usize = self
+            .targets()
+            .iter()
+            .map(|(system, _)| self.benches_of(*system).len())
+            .sum();
         let open = if self.open_loop { self.repeat } else { 0 };
         (self.repeat * per_round + open) as u64
     }
@@ -166,7 +192,7 @@ impl CompareSpec {
     fn run_duration(&self, system: System) -> Duration {
         match system {
             System::Baseline => self.baseline_duration,
-            System::Kvs | System::Floor => self.duration,
+            System::Kvs | System::KvsDurable | System::Floor => self.duration,
         }
     }
 
@@ -201,6 +227,7 @@ impl CompareSpec {
             benches: self.benches(),
             seed: self.seed,
             client: self.client,
+            durable: self.durable,
         }
     }
 }
@@ -227,6 +254,9 @@ pub struct Settings {
     pub benches: Vec<Bench>,
     pub seed: u64,
     pub client: ClientKind,
+    /// Whether kvs with durable servers was measured too (absent from older reports).
+    #[serde(default)]
+    pub durable: bool,
 }
 
 /// The machine the run was on.
@@ -280,6 +310,10 @@ pub struct CompareReport {
     pub verdicts: Vec<JudgedTarget>,
     /// Failed writes of all load phases.
     pub load_phase_errors: u64,
+    /// Durable kvs against in-memory kvs, and the disk's sync latency, if
+    /// measured (absent from older reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durable: Option<Durable>,
     #[serde(skip)]
     pub median_map: Medians,
 }
@@ -295,6 +329,12 @@ impl CompareReport {
         out.push_str(&results::format_medians(&self.median_map, benches));
         out.push('\n');
         out.push_str(&results::format_ratios(&self.ratios, benches));
+        if let Some(durable) = &self.durable {
+            out.push_str(
+                "\nDurable servers (`--data-dir`: every server syncs its log before it acknowledges), puts:\n\n",
+            );
+            out.push_str(&results::format_durable(durable));
+        }
         out.push_str("\nCPU cores used during the runs (medians):\n\n");
         out.push_str(&results::format_cpu(&self.median_map, benches));
         let noisy = self
@@ -429,8 +469,36 @@ impl CompareReport {
                 results::millis(open.stat.p99_us)
             ));
         }
+        if let Some(durable) = &self.durable {
+            out.push_str(&durable_summary(durable));
+        }
         out
     }
+}
+
+/// The README's lines on durable servers: puts per server count against
+/// in-memory, and the disk's sync latency.
+fn durable_summary(durable: &Durable) -> String {
+    let rows: Vec<String> = durable
+        .rows
+        .iter()
+        .map(|row| {
+            format!(
+                "{} server(s) {} ops/s ({} of in-memory, p99 {} ms)",
+                row.servers,
+                row.durable.map_or_else(|| "-".to_owned(), results::thousands),
+                row.ratio
+                    .map_or_else(|| "-".to_owned(), |r| format!("{:.0}%", r * 100.0)),
+                row.durable_p99_us.map_or_else(|| "-".to_owned(), results::millis),
+            )
+        })
+        .collect();
+    format!(
+        "Durable servers, puts: {}. Disk sync (4 KiB append + fdatasync) median {} ms, p99 {} ms.\n",
+        rows.join("; "),
+        results::millis(durable.sync.median_us),
+        results::millis(durable.sync.p99_us)
+    )
 }
 
 /// Live state for a progress display.
@@ -471,6 +539,8 @@ pub enum CompareError {
     Load { what: String, source: LoadError },
     #[error("no kvs server count to measure")]
     Nothing,
+    #[error("the durable servers' scratch folder: {0}")]
+    Scratch(std::io::Error),
 }
 
 /// A target while it runs.
@@ -481,9 +551,26 @@ enum Running {
 }
 
 impl Running {
-    async fn start(spec: &CompareSpec, system: System, servers: usize) -> Result<Running, CompareError> {
+    /// Starts `system` with `servers` servers; durable kvs keeps its
+    /// servers' data folders in `data` (a fresh folder).
+    async fn start(
+        spec: &CompareSpec,
+        system: System,
+        servers: usize,
+        data: Option<&Path>,
+    ) -> Result<Running, CompareError> {
         Ok(match system {
             System::Kvs => Running::Kvs(LocalCluster::start(spec.bins.clone(), servers, 0).await?),
+            System::KvsDurable => {
+                let data = data
+                    .ok_or_else(|| CompareError::Scratch(std::io::Error::other("durable kvs needs a data folder")))?;
+                let mut cluster = LocalCluster::new(spec.bins.clone()).with_server_data(data);
+                cluster.start_frontend().await?;
+                for _ in 0..servers {
+                    cluster.add_server().await?;
+                }
+                Running::Kvs(cluster)
+            }
             System::Baseline => {
                 let dir = match &spec.baseline_dir {
                     Some(dir) => dir.clone(),
@@ -571,21 +658,51 @@ pub async fn run(spec: &CompareSpec, progress: &CompareProgress) -> Result<Compa
     }
     let started = Instant::now();
     preflight(spec)?;
+    // Removed when dropped: at the end, on an error, or if the run is cancelled.
+    let scratch = if spec.durable {
+        Some(ScratchDir::create().map_err(CompareError::Scratch)?)
+    } else {
+        None
+    };
+    let sync = match &scratch {
+        Some(scratch) => {
+            progress.begin("the disk's sync latency".to_owned());
+            let dir = scratch.path().to_path_buf();
+            let measured = tokio::task::spawn_blocking(move || {
+                durable::sync_latency(&dir, durable::SYNC_WRITES, durable::SYNC_WRITE_BYTES)
+            })
+            .await
+            .map_err(|e| CompareError::Scratch(std::io::Error::other(e)))?;
+            Some(measured.map_err(CompareError::Scratch)?)
+        }
+        None => None,
+    };
     let mut quiet = spec.quiet_budget;
     let mut samples = Vec::new();
     for round in 0..spec.repeat {
         for (system, servers) in spec.targets() {
             wait_for_quiet(spec, &mut quiet, progress).await;
-            samples.extend(measure_target(spec, system, servers, round, progress).await?);
+            let data = scratch
+                .as_ref()
+                .map(|s| s.path().join(format!("round-{round}-{servers}-servers")));
+            samples.extend(measure_target(spec, system, servers, round, data.as_deref(), progress).await?);
         }
     }
+    drop(scratch);
     let median_map = results::medians(&samples);
     let open_loop = match (spec.open_loop, results::half_peak(&median_map)) {
         (true, Some(rate)) => Some(measure_open_loop(spec, rate, &mut quiet, progress).await?),
         _ => None,
     };
     let ratios = results::ratios(&median_map, &spec.servers);
-    let verdicts = results::verdicts(&ratios, &spec.servers, open_loop.as_ref());
+    let mut verdicts = results::verdicts(&ratios, &spec.servers, open_loop.as_ref());
+    let durable = sync.map(|sync| Durable {
+        rows: results::durable_rows(&median_map, &spec.servers),
+        sync,
+    });
+    if let Some(durable) = &durable {
+        verdicts.push(results::durable_verdict(&durable.rows, &spec.servers, spec.connections));
+    }
     Ok(CompareReport {
         revision: revision(),
         date: today(),
@@ -598,6 +715,7 @@ pub async fn run(spec: &CompareSpec, progress: &CompareProgress) -> Result<Compa
         open_loop,
         verdicts,
         load_phase_errors: progress.load_phase_errors.load(Ordering::Relaxed),
+        durable,
         median_map,
     })
 }
@@ -666,19 +784,31 @@ fn target_label(system: System, servers: usize) -> String {
     }
 }
 
-/// Starts a target, loads it, runs every bench once, and stops it.
+/// Starts a target, loads it, runs its benches once, and stops it; durable
+/// kvs keeps its data in `data` (a folder of the scratch folder), which is
+/// removed afterwards.
 async fn measure_target(
     spec: &CompareSpec,
     system: System,
     servers: usize,
     round: usize,
+    data: Option<&Path>,
     progress: &CompareProgress,
 ) -> Result<Vec<Sample>, CompareError> {
     let label = target_label(system, servers);
     progress.begin(format!("round {}: {label}: starting", round + 1));
-    let running = Running::start(spec, system, servers).await?;
-    let result = run_benches(spec, &running, system, round, &label, progress).await;
-    running.stop().await;
+    let data = data.filter(|_| system == System::KvsDurable);
+    let result = match Running::start(spec, system, servers, data).await {
+        Ok(running) => {
+            let result = run_benches(spec, &running, system, round, &label, progress).await;
+            running.stop().await;
+            result
+        }
+        Err(error) => Err(error),
+    };
+    if let Some(data) = data {
+        let _ = std::fs::remove_dir_all(data);
+    }
     let reports = result?;
     Ok(reports
         .into_iter()
@@ -712,7 +842,7 @@ async fn run_benches(
         })?;
     progress.load_phase_errors.fetch_add(loaded.errors, Ordering::Relaxed);
     let mut reports = Vec::new();
-    for bench in spec.benches() {
+    for bench in spec.benches_of(system) {
         progress.begin(format!("round {}: {label}: {}", round + 1, bench.name()));
         let bench_spec = spec.load_spec(workload_of(bench), duration, round);
         let report = measured_run(&url, &pids, &bench_spec, progress)
@@ -753,7 +883,7 @@ async fn measure_open_loop(
         wait_for_quiet(spec, quiet, progress).await;
         let what = format!("open loop {}/{} at {rate:.0} ops/s", round + 1, spec.repeat);
         progress.begin(what.clone());
-        let running = Running::start(spec, System::Kvs, 1).await?;
+        let running = Running::start(spec, System::Kvs, 1, None).await?;
         let (url, pids) = (running.url(), running.pids());
         let mut run_spec = spec.load_spec(workload_of(Bench::Mix), spec.open_loop_duration, round);
         run_spec.rate = Some(rate);
@@ -797,6 +927,96 @@ mod tests {
         assert_eq!(quick.benches(), vec![Bench::Put, Bench::Get]);
         assert_eq!(quick.steps(), 9 * 2 + 1);
         assert_eq!(spec().steps(), 3 * 9 * 3 + 3);
+    }
+
+    #[test]
+    fn durable_kvs_follows_in_memory_kvs_of_each_server_count() {
+        let durable = CompareSpec {
+            durable: true,
+            ..spec()
+        };
+        let targets = durable.targets();
+        assert_eq!(targets.len(), 13);
+        assert_eq!(targets[0], (System::Floor, 0));
+        for (i, n) in [1, 2, 4, 8].into_iter().enumerate() {
+            assert_eq!(
+                targets[1 + 3 * i..4 + 3 * i],
+                [(System::Kvs, n), (System::KvsDurable, n), (System::Baseline, n)]
+            );
+        }
+        let bare = CompareSpec {
+            durable: true,
+            baseline: false,
+            floor: false,
+            servers: vec![1, 8],
+            ..spec()
+        };
+        assert_eq!(
+            bare.targets(),
+            [
+                (System::Kvs, 1),
+                (System::KvsDurable, 1),
+                (System::Kvs, 8),
+                (System::KvsDurable, 8)
+            ]
+        );
+        // Durable kvs runs puts only.
+        assert_eq!(bare.benches_of(System::KvsDurable), vec![Bench::Put]);
+        assert_eq!(bare.benches_of(System::Kvs), Bench::ALL.to_vec());
+        // 3 rounds of 2 in-memory targets × 3 benches and 2 durable × 1, and 3 open-loop runs.
+        assert_eq!(bare.steps(), 3 * (2 * 3 + 2) + 3);
+        assert_eq!(durable.quick().steps(), 9 * 2 + 4 + 1);
+    }
+
+    /// A report of before durable servers, kept as it was written.
+    const OLD_REPORT: &str = include_str!("../../../../docs/history/2026-11-26-749c0aa.json");
+
+    #[test]
+    fn reports_without_durable_servers_still_parse_and_render_the_same() -> Result<(), serde_json::Error> {
+        let old = CompareReport::from_json(OLD_REPORT)?;
+        assert!(old.durable.is_none());
+        assert!(!old.settings.durable);
+        assert!(!old.render().contains("Durable"));
+        assert!(!old.summary().contains("Durable"));
+        // Written again, it carries no durable section and renders the same.
+        let json = serde_json::to_string(&old)?;
+        assert!(!json.contains("\"sync\""));
+        let again = CompareReport::from_json(&json)?;
+        assert_eq!(again.render(), old.render());
+        assert_eq!(again.summary(), old.summary());
+        Ok(())
+    }
+
+    #[test]
+    fn a_report_with_durable_servers_renders_them() -> Result<(), serde_json::Error> {
+        let mut report = CompareReport::from_json(OLD_REPORT)?;
+        let in_memory = report.median_map.get(&(System::Kvs, 1, Bench::Put)).cloned();
+        let in_memory = in_memory.map_or(0.0, |s| s.throughput);
+        report.durable = Some(Durable {
+            rows: vec![results::DurableRow {
+                servers: 1,
+                in_memory: Some(in_memory),
+                durable: Some(in_memory * 0.6),
+                ratio: Some(0.6),
+                in_memory_p99_us: Some(2000.0),
+                durable_p99_us: Some(5000.0),
+            }],
+            sync: results::SyncLatency::of("/tmp".to_owned(), 4096, vec![1000.0, 3000.0]),
+        });
+        let json = serde_json::to_string(&report)?;
+        let again = CompareReport::from_json(&json)?;
+        assert_eq!(again.durable, report.durable);
+        let text = again.render();
+        assert!(text.contains("Durable servers (`--data-dir`"), "{text}");
+        assert!(text.contains("| 60% | 2.00 | 5.00 |"), "{text}");
+        let summary = again.summary();
+        assert!(
+            summary.ends_with(
+                "(60% of in-memory, p99 5.00 ms). Disk sync (4 KiB append + fdatasync) median 2.00 ms, p99 3.00 ms.\n"
+            ),
+            "{summary}"
+        );
+        Ok(())
     }
 
     #[test]

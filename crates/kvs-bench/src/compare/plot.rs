@@ -134,6 +134,9 @@ fn bench_color(system: System, bench: Bench) -> RGBColor {
         (System::Kvs, Bench::Put) => RGBColor(31, 119, 180),
         (System::Kvs, Bench::Get) => RGBColor(23, 190, 207),
         (System::Kvs, Bench::Mix) => RGBColor(148, 103, 189),
+        (System::KvsDurable, Bench::Put) => RGBColor(44, 160, 44),
+        (System::KvsDurable, Bench::Get) => RGBColor(152, 223, 138),
+        (System::KvsDurable, Bench::Mix) => RGBColor(188, 189, 34),
         (System::Baseline, Bench::Put) => RGBColor(214, 39, 40),
         (System::Baseline, Bench::Get) => RGBColor(255, 127, 14),
         (System::Baseline, Bench::Mix) => RGBColor(140, 86, 75),
@@ -148,7 +151,8 @@ fn throughput_lines(data: &PlotData<'_>) -> Vec<Line> {
     // The floor's lines run on past the last server count, leaving room for the legend there.
     let right = data.servers.iter().max().copied().unwrap_or(8) as i32 + 4;
     for &bench in data.benches {
-        for system in [System::Kvs, System::Baseline] {
+        // Durable kvs runs only puts; lines without points are left out.
+        for system in [System::Kvs, System::KvsDurable, System::Baseline] {
             lines.push(Line {
                 label: format!("{} {}", system.name(), bench.name()),
                 color: bench_color(system, bench),
@@ -179,10 +183,11 @@ fn latency_lines(data: &PlotData<'_>, bench: Bench) -> Vec<Line> {
     ];
     let shades = |system: System| match system {
         System::Baseline => [RGBColor(252, 146, 114), RGBColor(222, 45, 38), RGBColor(120, 0, 10)],
+        System::KvsDurable => [RGBColor(116, 196, 118), RGBColor(35, 139, 69), RGBColor(0, 68, 27)],
         _ => [RGBColor(107, 174, 214), RGBColor(33, 113, 181), RGBColor(8, 48, 107)],
     };
     let mut lines = Vec::new();
-    for system in [System::Kvs, System::Baseline] {
+    for system in [System::Kvs, System::KvsDurable, System::Baseline] {
         for ((name, value), color) in percentiles.iter().zip(shades(system)) {
             lines.push(Line {
                 label: format!("{} {name}", system.name()),

@@ -1,6 +1,6 @@
 //! The arithmetic of `kvs-bench compare`, kept pure: medians over repeats,
-//! the ratios kvs/baseline and kvs/floor, the issue's targets as verdicts,
-//! and the plain-text tables.
+//! the ratios kvs/baseline, kvs/floor and durable/in-memory, the issue's
+//! targets as verdicts, and the plain-text tables.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -16,6 +16,10 @@ use crate::load::cpu::CpuUse;
 pub enum System {
     /// kvs's own binaries.
     Kvs,
+    /// kvs with durable servers (`kvs-server --data-dir`: a write-ahead log
+    /// synced before every acknowledgement).
+    #[serde(rename = "kvs-durable")]
+    KvsDurable,
     /// The Python seed design.
     Baseline,
     /// The constant-body XML-RPC responder.
@@ -26,6 +30,7 @@ impl System {
     pub fn name(self) -> &'static str {
         match self {
             System::Kvs => "kvs",
+            System::KvsDurable => "kvs-durable",
             System::Baseline => "baseline",
             System::Floor => "floor",
         }
@@ -366,6 +371,173 @@ pub fn verdicts(rows: &[RatioRow], servers: &[usize], open_loop: Option<&OpenLoo
     out
 }
 
+/// The issue's minimum of durable put throughput over in-memory put throughput...
+pub const DURABLE_VS_MEMORY: f64 = 0.50;
+/// ...with these server counts (those of them a run measured)...
+pub const DURABLE_SERVER_COUNTS: [usize; 2] = [1, 8];
+/// ...and this many connections.
+pub const DURABLE_CONNECTIONS: usize = 64;
+
+/// Puts with durable servers against puts with in-memory ones, at one server count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DurableRow {
+    pub servers: usize,
+    /// In-memory kvs, put ops/s.
+    pub in_memory: Option<f64>,
+    /// Durable kvs, put ops/s.
+    pub durable: Option<f64>,
+    /// durable / in_memory.
+    pub ratio: Option<f64>,
+    /// In-memory kvs, put p99 (µs).
+    pub in_memory_p99_us: Option<f64>,
+    /// Durable kvs, put p99 (µs).
+    pub durable_p99_us: Option<f64>,
+}
+
+/// One row per server count that durable kvs was measured at.
+pub fn durable_rows(medians: &Medians, servers: &[usize]) -> Vec<DurableRow> {
+    servers
+        .iter()
+        .filter_map(|&n| {
+            let durable = medians.get(&(System::KvsDurable, n, Bench::Put))?;
+            let in_memory = medians.get(&(System::Kvs, n, Bench::Put));
+            let in_memory_put = in_memory.map(|s| s.throughput);
+            Some(DurableRow {
+                servers: n,
+                in_memory: in_memory_put,
+                durable: Some(durable.throughput),
+                ratio: ratio(Some(durable.throughput), in_memory_put),
+                in_memory_p99_us: in_memory.map(|s| s.p99_us),
+                durable_p99_us: Some(durable.p99_us),
+            })
+        })
+        .collect()
+}
+
+/// The durable target: put throughput with every server syncing at least
+/// [`DURABLE_VS_MEMORY`] of the in-memory figure, judged at the server
+/// counts of [`DURABLE_SERVER_COUNTS`] the run measured (at every one it
+/// measured if none of those).
+pub fn durable_verdict(rows: &[DurableRow], servers: &[usize], connections: usize) -> JudgedTarget {
+    let mut judged: Vec<usize> = servers
+        .iter()
+        .copied()
+        .filter(|n| DURABLE_SERVER_COUNTS.contains(n))
+        .collect();
+    if judged.is_empty() {
+        judged = servers.to_vec();
+    }
+    let counts: Vec<String> = judged.iter().map(ToString::to_string).collect();
+    let target = format!(
+        "durable put throughput ≥ {:.0}% of in-memory with {} server(s), {connections} connections",
+        DURABLE_VS_MEMORY * 100.0,
+        counts.join(", ")
+    );
+    let mut low: Option<(f64, usize)> = None;
+    for &n in &judged {
+        let Some(value) = rows.iter().find(|r| r.servers == n).and_then(|r| r.ratio) else {
+            return JudgedTarget::unmeasured(&target);
+        };
+        if low.is_none_or(|(v, _)| value < v) {
+            low = Some((value, n));
+        }
+    }
+    match low {
+        Some((low, at)) => JudgedTarget {
+            met: Some(low >= DURABLE_VS_MEMORY),
+            detail: format!(
+                "lowest {:.0}% at {at} server(s){}",
+                low * 100.0,
+                if connections == DURABLE_CONNECTIONS {
+                    String::new()
+                } else {
+                    format!("; the issue states it at {DURABLE_CONNECTIONS} connections")
+                }
+            ),
+            target,
+        },
+        None => JudgedTarget::unmeasured(&target),
+    }
+}
+
+/// The disk's sync latency: appends of `write_bytes` each followed by
+/// `fdatasync`, in a scratch file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncLatency {
+    /// The folder the scratch file was in (its file system is what was measured).
+    pub dir: String,
+    pub writes: usize,
+    pub write_bytes: usize,
+    pub median_us: f64,
+    pub p99_us: f64,
+    pub max_us: f64,
+}
+
+impl SyncLatency {
+    /// From the time of each append + sync, in µs.
+    pub fn of(dir: String, write_bytes: usize, samples_us: Vec<f64>) -> SyncLatency {
+        SyncLatency {
+            dir,
+            writes: samples_us.len(),
+            write_bytes,
+            median_us: median(samples_us.clone()),
+            p99_us: percentile(samples_us.clone(), 0.99),
+            max_us: samples_us.into_iter().fold(0.0, f64::max),
+        }
+    }
+}
+
+/// The nearest-rank `q` quantile (0 when empty).
+pub fn percentile(mut values: Vec<f64>, q: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = (q.clamp(0.0, 1.0) * values.len() as f64).ceil() as usize;
+    values[rank.clamp(1, values.len()) - 1]
+}
+
+/// What the durable servers gave: puts per server count, and the disk's sync latency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Durable {
+    pub rows: Vec<DurableRow>,
+    pub sync: SyncLatency,
+}
+
+/// The durable rows as a Markdown table, then the disk's sync latency.
+pub fn format_durable(durable: &Durable) -> String {
+    let mut out = String::from(
+        "| servers | put ops/s in-memory | put ops/s durable | durable/in-memory | put p99 in-memory | put p99 durable |\n\
+         |---:|---:|---:|---:|---:|---:|\n",
+    );
+    let ops = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), thousands);
+    let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), millis);
+    for row in &durable.rows {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            row.servers,
+            ops(row.in_memory),
+            ops(row.durable),
+            percent(row.ratio),
+            ms(row.in_memory_p99_us),
+            ms(row.durable_p99_us)
+        );
+    }
+    let sync = &durable.sync;
+    let _ = writeln!(
+        out,
+        "\nDisk sync latency in {} ({} × {} KiB append + fdatasync): median {} ms, p99 {} ms, max {} ms.",
+        sync.dir,
+        sync.writes,
+        sync.write_bytes / 1024,
+        millis(sync.median_us),
+        millis(sync.p99_us),
+        millis(sync.max_us)
+    );
+    out
+}
+
 /// `12345.6` as `12,346`.
 pub fn thousands(value: f64) -> String {
     let digits = format!("{:.0}", value.max(0.0));
@@ -631,6 +803,110 @@ mod tests {
         assert!((estimated - 266.666).abs() < 0.01, "{estimated}");
         medians.insert((System::Kvs, 1, Bench::Mix), Stat::of([&report(700.0, 1)]));
         assert_eq!(half_peak(&medians), Some(350.0));
+    }
+
+    fn with_durable(puts: &[(usize, f64)]) -> Medians {
+        let mut samples: Vec<Sample> = Vec::new();
+        for &(n, put) in puts {
+            samples.push(Sample {
+                report: report(put, 4000),
+                ..sample(System::KvsDurable, n, Bench::Put, 0, put)
+            });
+        }
+        let mut medians = grid();
+        medians.extend(super::medians(&samples));
+        medians
+    }
+
+    #[test]
+    fn durable_rows_divide_by_in_memory_puts() {
+        // In-memory puts: 400 at 1 server, 200 at 8.
+        let rows = durable_rows(&with_durable(&[(1, 300.0), (8, 90.0)]), &[1, 8]);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].ratio, Some(0.75));
+        assert_eq!(rows[1].ratio, Some(0.45));
+        assert_eq!((rows[1].in_memory, rows[1].durable), (Some(200.0), Some(90.0)));
+        assert_eq!(
+            (rows[1].in_memory_p99_us, rows[1].durable_p99_us),
+            (Some(1000.0), Some(4000.0))
+        );
+        // Nothing durable measured, no rows.
+        assert!(durable_rows(&grid(), &[1, 8]).is_empty());
+    }
+
+    #[test]
+    fn the_durable_verdict_takes_the_lowest_of_1_and_8_servers() {
+        let verdict = |puts: &[(usize, f64)], servers: &[usize], connections| {
+            let medians = with_durable(puts);
+            durable_verdict(&durable_rows(&medians, servers), servers, connections)
+        };
+        let met = verdict(&[(1, 300.0), (8, 100.0)], &[1, 8], 64);
+        assert_eq!(met.met, Some(true));
+        assert_eq!(met.detail, "lowest 50% at 8 server(s)");
+        assert!(
+            met.target
+                .contains("≥ 50% of in-memory with 1, 8 server(s), 64 connections")
+        );
+        let not_met = verdict(&[(1, 150.0), (8, 190.0)], &[1, 8], 32);
+        assert_eq!(not_met.met, Some(false));
+        assert_eq!(
+            not_met.detail,
+            "lowest 38% at 1 server(s); the issue states it at 64 connections"
+        );
+        // A server count of 1 or 8 without a durable figure: not measured.
+        assert_eq!(verdict(&[(1, 300.0)], &[1, 8], 64).met, None);
+        // Other server counts are judged only when neither 1 nor 8 was run.
+        let mut medians = with_durable(&[(1, 300.0)]);
+        medians.insert((System::Kvs, 2, Bench::Put), Stat::of([&report(100.0, 1)]));
+        medians.insert((System::KvsDurable, 2, Bench::Put), Stat::of([&report(10.0, 1)]));
+        let rows = durable_rows(&medians, &[1, 2]);
+        assert_eq!(durable_verdict(&rows, &[1, 2], 64).met, Some(true));
+        let only_two = durable_verdict(&rows, &[2], 64);
+        assert_eq!(
+            (only_two.met, only_two.detail.as_str()),
+            (Some(false), "lowest 10% at 2 server(s)")
+        );
+    }
+
+    #[test]
+    fn sync_latency_percentiles() {
+        let samples: Vec<f64> = (1..=200).rev().map(f64::from).collect();
+        let sync = SyncLatency::of("/tmp".to_owned(), 4096, samples);
+        assert_eq!(
+            (sync.writes, sync.median_us, sync.p99_us, sync.max_us),
+            (200, 100.5, 198.0, 200.0)
+        );
+        assert_eq!(percentile(vec![], 0.99), 0.0);
+        assert_eq!(percentile(vec![7.0], 0.99), 7.0);
+        assert_eq!(percentile(vec![1.0, 2.0, 3.0, 4.0], 0.5), 2.0);
+    }
+
+    #[test]
+    fn durable_kvs_is_named_kvs_durable() -> Result<(), serde_json::Error> {
+        assert_eq!(serde_json::to_string(&System::KvsDurable)?, "\"kvs-durable\"");
+        assert_eq!(serde_json::from_str::<System>("\"kvs\"")?, System::Kvs);
+        assert_eq!(System::KvsDurable.name(), "kvs-durable");
+        Ok(())
+    }
+
+    #[test]
+    fn the_durable_table_and_sync_line() {
+        let durable = Durable {
+            rows: durable_rows(&with_durable(&[(1, 300.0), (8, 90.0)]), &[1, 8]),
+            sync: SyncLatency::of("/tmp".to_owned(), 4096, vec![1500.0, 2500.0]),
+        };
+        let text = format_durable(&durable);
+        assert!(text.contains("| 1 | 400 | 300 | 75% | 1.00 | 4.00 |"), "{text}");
+        assert!(text.contains("| 8 | 200 | 90 | 45% | 1.00 | 4.00 |"), "{text}");
+        assert!(
+            text.contains("in /tmp (2 × 4 KiB append + fdatasync): median 2.00 ms, p99 2.50 ms, max 2.50 ms."),
+            "{text}"
+        );
+        // The medians table gains a kvs-durable row per server count, after kvs.
+        let table = format_medians(&with_durable(&[(1, 300.0), (8, 90.0)]), &[Bench::Put, Bench::Get]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[4].starts_with("| kvs-durable | 1 | 300 |"), "{table}");
+        assert!(lines[4].ends_with("| - | - | - | - |"), "{table}");
     }
 
     #[test]
