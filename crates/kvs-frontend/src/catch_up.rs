@@ -11,6 +11,12 @@
 //! another cluster's frontend is refused, unless an operator adopts it
 //! (`force`): then it is told to follow this frontend first.
 //!
+//! A server that still holds what it had — paused, cut off, or durable and
+//! restarted — is not emptied when it can *rejoin by delta* instead (see
+//! [`crate::replication`], step 5): it forgets its writes above its stable
+//! point, the log ships it every write after that point, and it is sent the
+//! committed pairs of the keys it forgot in place of a snapshot.
+//!
 //! A server is admitted by one procedure at a time, and never while it is a
 //! member: `addServer` of a member is refused before anything is sent to
 //! it (emptying it would lose what an active member holds).
@@ -26,6 +32,7 @@ use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use thiserror::Error;
+use tokio::sync::oneshot;
 
 use crate::committed::Committed;
 use crate::replication::{JoinError, ReplicationLog};
@@ -70,6 +77,10 @@ pub struct CatchUp {
     admitting: Mutex<HashSet<ServerId>>,
     /// Catch-ups by outcome (`done`, `failed`), for `/metrics`.
     outcomes: Family<[(&'static str, &'static str); 1], Counter>,
+    /// Pairs sent outside the log, by kind of catch-up (`snapshot`,
+    /// `delta`), and the writes rejoins by delta missed (shipped by the log).
+    sent: Family<[(&'static str, &'static str); 1], Counter>,
+    delta_writes: Counter,
 }
 
 impl CatchUp {
@@ -80,12 +91,24 @@ impl CatchUp {
             chunk: chunk.max(1),
             admitting: Mutex::default(),
             outcomes: Family::default(),
+            sent: Family::default(),
+            delta_writes: Counter::default(),
         }
     }
 
     /// Catch-ups by outcome.
     pub fn outcomes(&self) -> &Family<[(&'static str, &'static str); 1], Counter> {
         &self.outcomes
+    }
+
+    /// Pairs sent to joining servers outside the log, by kind of catch-up.
+    pub fn sent(&self) -> &Family<[(&'static str, &'static str); 1], Counter> {
+        &self.sent
+    }
+
+    /// Writes the servers that rejoined by delta had missed.
+    pub fn delta_writes(&self) -> &Counter {
+        &self.delta_writes
     }
 
     /// Waits up to `limit` for server `id` to answer at all: `addServer` may
@@ -142,6 +165,9 @@ impl CatchUp {
         if !self.log.release_holder(id) {
             return Err(CatchUpError::Unrecorded(id));
         }
+        if !force && let Some(rejoined) = self.rejoin(id, &client, boot.clone()).await? {
+            return self.until_promoted(id, rejoined).await;
+        }
         let dropped = client
             .reset_store(false)
             .await
@@ -158,8 +184,61 @@ impl CatchUp {
             server = id,
             "snapshot sent; waiting for the server to reach the commit point"
         );
+        self.sent
+            .get_or_create(&[("kind", "snapshot")])
+            .inc_by(self.committed.len() as u64);
         self.log.snapshot_sent(id, registration.incarnation);
-        registration.promoted.await.map_err(|_| CatchUpError::Dropped(id))
+        self.until_promoted(id, registration.promoted).await
+    }
+
+    /// Waits until the log promotes server `id`; it is dropped if it fails
+    /// first, or if this frontend stops (its replicator stops with it).
+    async fn until_promoted(&self, id: ServerId, promoted: oneshot::Receiver<()>) -> Result<(), CatchUpError> {
+        tokio::select! {
+            promoted = promoted => promoted.map_err(|_| CatchUpError::Dropped(id)),
+            () = self.log.tasks().stopping() => Err(CatchUpError::Dropped(id)),
+        }
+    }
+
+    /// Tries a rejoin by delta (see the module doc): the server forgets its
+    /// writes above its stable point and, if the log still holds every
+    /// write after that point, is registered there and sent the committed
+    /// pairs of the keys it forgot. Returns what resolves once it is
+    /// active, or `None` if it needs a snapshot after all.
+    async fn rejoin(
+        &self,
+        id: ServerId,
+        client: &ReplicaHandle,
+        boot: Option<String>,
+    ) -> Result<Option<oneshot::Receiver<()>>, CatchUpError> {
+        let rejoin = match client.rejoin().await {
+            Ok(rejoin) => rejoin,
+            Err(error) if error.fault().is_some_and(|f| f.code() == fault::UNKNOWN_METHOD) => return Ok(None),
+            Err(source) => return Err(self.refused(CatchUpError::Transfer { id, source })),
+        };
+        let Some(registration) = self.log.register_at(id, Arc::clone(client), boot, rejoin.stable)? else {
+            return Ok(None);
+        };
+        let missed = self.log.progress().2.saturating_sub(rejoin.stable);
+        let pairs = self.committed.entries_of(&rejoin.forgotten);
+        for chunk in pairs.chunks(self.chunk) {
+            // Stable point 0: these and live writes still race.
+            if let Err(source) = client.apply_batch(0, chunk).await {
+                self.log.abandon_join(id, registration.incarnation);
+                return Err(CatchUpError::Transfer { id, source });
+            }
+        }
+        tracing::info!(
+            server = id,
+            stable = rejoin.stable,
+            missed,
+            forgotten = rejoin.forgotten.len(),
+            "rejoining by delta: the log ships what it missed"
+        );
+        self.sent.get_or_create(&[("kind", "delta")]).inc_by(pairs.len() as u64);
+        self.delta_writes.inc_by(missed);
+        self.log.snapshot_sent(id, registration.incarnation);
+        Ok(Some(registration.promoted))
     }
 
     /// Passes `error` on, superseding this frontend first if the server

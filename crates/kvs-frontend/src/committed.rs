@@ -60,6 +60,21 @@ impl Committed {
             .collect()
     }
 
+    /// The committed pairs of `keys` (those that hold one), as versioned entries.
+    pub fn entries_of(&self, keys: &[Key]) -> Vec<Entry> {
+        keys.iter()
+            .filter_map(|key| {
+                let pair = self.pairs.get(key)?;
+                let (value, version) = *pair;
+                Some(Entry {
+                    key: *key,
+                    value,
+                    version,
+                })
+            })
+            .collect()
+    }
+
     /// How many keys hold a committed value.
     pub fn len(&self) -> usize {
         self.pairs.len()

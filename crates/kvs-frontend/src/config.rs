@@ -53,6 +53,12 @@ pub struct Config {
     /// measured slower with 8 servers on 2 cores, hence the default.
     #[arg(long, default_value_t = 1, env = "KVS_PIPELINE")]
     pub pipeline: usize,
+    /// Committed writes the log keeps beyond what every member holds, so a
+    /// server that comes back (a durable one after a restart, any after a
+    /// pause or a partition) is sent only what it missed instead of a full
+    /// snapshot. 0 always sends the snapshot.
+    #[arg(long, default_value_t = 100_000, value_name = "WRITES", env = "KVS_REJOIN_TAIL")]
+    pub rejoin_tail: usize,
     /// Pairs per snapshot chunk sent to a joining server.
     #[arg(long, default_value_t = 4096, env = "KVS_SNAPSHOT_CHUNK")]
     pub snapshot_chunk: usize,

@@ -36,8 +36,18 @@
 //!    Once the snapshot is in and the server has acknowledged the commit
 //!    point, it becomes active. A lost server that answers again rejoins the
 //!    same way.
+//!    A lost server that comes back still holding what it had (paused, cut
+//!    off, or durable and restarted) *rejoins by delta* instead, when it
+//!    can: it forgets what it holds above its stable point `S` (writes that
+//!    may never have committed), is registered at `S` so the log ships it
+//!    every write after `S`, and is sent the committed pairs of the keys it
+//!    forgot in place of a snapshot. That needs the log to still hold every
+//!    write after `S`, and `S` to be above the last abort (step 4: an
+//!    aborted write the server took would otherwise stay on it).
 //! 6. **Truncate.** Entries that every member has acknowledged, and that are
-//!    committed, are dropped, so the log holds only writes in flight.
+//!    committed, are dropped, but for the last `rejoin_tail` committed ones
+//!    (kept for rejoins by delta), so the log holds the writes in flight and
+//!    that bounded tail.
 //! 7. **Fence.** Every call carries this frontend's [`Fence`]. A read is
 //!    answered only under a lease: every active server accepted a call sent
 //!    less than [`READ_LEASE`] ago (a server then accepts no newer frontend
@@ -130,6 +140,9 @@ struct LogState {
     /// Why the current membership could not be written, while it cannot:
     /// the commit point then stays where it is (see step 4).
     unrecorded: Option<String>,
+    /// The last sequence number of the latest abort (step 4), or the
+    /// epoch's base: only a stable point above it allows a rejoin by delta.
+    delta_floor: u64,
 }
 
 impl LogState {
@@ -156,6 +169,8 @@ pub struct ReplicationLog {
     max_batch: usize,
     /// Most replication calls in flight to one server.
     pipeline: usize,
+    /// Committed entries kept for rejoins by delta (step 6).
+    rejoin_tail: u64,
     fence: Fence,
     durable: Option<Arc<dyn RecordStore>>,
     shipped: Shipped,
@@ -184,6 +199,8 @@ pub struct Shipping {
     pub max_batch: usize,
     /// Most replication calls in flight to one server.
     pub pipeline: usize,
+    /// Committed writes kept for rejoins by delta.
+    pub rejoin_tail: usize,
 }
 
 /// Replication calls made, entries they carried and their round trips, for `/metrics`.
@@ -250,12 +267,14 @@ impl ReplicationLog {
                 },
                 holders: BTreeMap::new(),
                 unrecorded: None,
+                delta_floor: base,
             }),
             appended: Signal::new(base),
             commits: Signal::new(base),
             committed,
             max_batch: shipping.max_batch.max(1),
             pipeline: shipping.pipeline.max(1),
+            rejoin_tail: shipping.rejoin_tail as u64,
             fence,
             durable,
             shipped: Shipped::default(),
@@ -431,7 +450,7 @@ impl ReplicationLog {
             state.commit = seq;
         }
         self.publish_commit(state.commit);
-        Self::truncate(state);
+        self.truncate(state);
     }
 
     // ----- 4. fail --------------------------------------------------------
@@ -515,6 +534,7 @@ impl ReplicationLog {
         }
         state.members.lose_joining();
         self.record(state);
+        state.delta_floor = state.last_seq;
         state.slots.clear();
         state.commit = state.last_seq;
         state.first_seq = state.last_seq + 1;
@@ -538,6 +558,35 @@ impl ReplicationLog {
         client: ReplicaHandle,
         boot: Option<String>,
     ) -> Result<Registration, JoinError> {
+        // At the commit point a registration always happens.
+        self.register_from(id, client, boot, None)?
+            .ok_or(JoinError::AlreadyMember(id))
+    }
+
+    /// Registers server `id`, which holds every write up to its stable
+    /// point `stable` and nothing above it, as joining at `stable`: the log
+    /// ships it every write after that. `None` if the log no longer holds
+    /// them all, or an abort came after `stable` (see step 5): the server
+    /// must then be emptied and sent a snapshot instead.
+    pub fn register_at(
+        self: &Arc<Self>,
+        id: ServerId,
+        client: ReplicaHandle,
+        boot: Option<String>,
+        stable: u64,
+    ) -> Result<Option<Registration>, JoinError> {
+        self.register_from(id, client, boot, Some(stable))
+    }
+
+    /// [`ReplicationLog::register`] at the commit point (`from` `None`), or
+    /// [`ReplicationLog::register_at`] a stable point.
+    fn register_from(
+        self: &Arc<Self>,
+        id: ServerId,
+        client: ReplicaHandle,
+        boot: Option<String>,
+        from: Option<u64>,
+    ) -> Result<Option<Registration>, JoinError> {
         let (promoted_tx, promoted) = oneshot::channel();
         let changed = Arc::new(Notify::new());
         let incarnation = {
@@ -545,9 +594,17 @@ impl ReplicationLog {
             if state.members.contains(id) {
                 return Err(JoinError::AlreadyMember(id));
             }
+            let acked = match from {
+                None => state.commit,
+                Some(stable)
+                    if stable > state.delta_floor && stable + 1 >= state.first_seq && stable <= state.last_seq =>
+                {
+                    stable
+                }
+                Some(_) => return Ok(None),
+            };
             state.members.found(id);
             let incarnation = state.members.next_incarnation();
-            let acked = state.commit;
             let phase = Phase::Joining {
                 snapshot_done: false,
                 promoted: Some(promoted_tx),
@@ -566,7 +623,7 @@ impl ReplicationLog {
         };
         self.tasks
             .spawn(Arc::clone(self).replicate(id, incarnation, client, changed));
-        Ok(Registration { incarnation, promoted })
+        Ok(Some(Registration { incarnation, promoted }))
     }
 
     /// Makes server `id` active at once: a restarted frontend's recovery
@@ -841,8 +898,12 @@ impl ReplicationLog {
     // ----- 6. truncate ----------------------------------------------------
 
     /// Drops entries that are committed and acknowledged by every member.
-    fn truncate(state: &mut LogState) {
-        let keep_after = state.members.lowest_acked().unwrap_or(state.commit).min(state.commit);
+    fn truncate(&self, state: &mut LogState) {
+        let keep_after = state
+            .members
+            .lowest_acked()
+            .unwrap_or(state.commit)
+            .min(state.commit.saturating_sub(self.rejoin_tail));
         while state.first_seq <= keep_after && state.slots.pop_front().is_some() {
             state.first_seq += 1;
         }

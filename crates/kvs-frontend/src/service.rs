@@ -63,6 +63,7 @@ impl Frontend {
         let shipping = Shipping {
             max_batch: config.max_batch,
             pipeline: config.pipeline,
+            rejoin_tail: config.rejoin_tail,
         };
         let log = ReplicationLog::new(Arc::clone(&committed), shipping, fence, durable);
         let catch_up = Arc::new(CatchUp::new(
@@ -166,6 +167,16 @@ impl Frontend {
             "Servers admitted by catch-up (addServer and readmissions), by outcome",
             self.catch_up.outcomes().clone(),
         );
+        registry.register(
+            "catch_up_pairs",
+            "Pairs sent to joining servers outside the log: whole snapshots, or the forgotten keys of a rejoin by delta",
+            self.catch_up.sent().clone(),
+        );
+        registry.register(
+            "rejoin_delta_writes",
+            "Writes that servers rejoining by delta had missed, shipped to them from the log",
+            self.catch_up.delta_writes().clone(),
+        );
         let gauges = &self.gauges;
         for (name, help, gauge) in [
             (
@@ -228,6 +239,11 @@ impl Frontend {
                 .get_or_create(&[("server", id.to_string())])
                 .set(sequence(lag));
         }
+    }
+
+    /// The catch-up procedure and its counters (for tests).
+    pub fn catch_up(&self) -> &CatchUp {
+        &self.catch_up
     }
 
     /// The replication log (for tests and the simulator).

@@ -33,6 +33,17 @@ async fn cluster(
     pipeline: usize,
     max_delay_ms: u64,
 ) -> Result<(Arc<World>, Arc<Frontend>), Box<dyn std::error::Error>> {
+    cluster_with(servers, max_batch, pipeline, max_delay_ms, &[]).await
+}
+
+/// [`cluster`] with `extra` frontend options.
+async fn cluster_with(
+    servers: usize,
+    max_batch: usize,
+    pipeline: usize,
+    max_delay_ms: u64,
+    extra: &[&str],
+) -> Result<(Arc<World>, Arc<Frontend>), Box<dyn std::error::Error>> {
     let spec = SimSpec {
         servers,
         spare_servers: 1,
@@ -44,17 +55,21 @@ async fn cluster(
         },
         ..SimSpec::default()
     };
-    let config = Config::try_parse_from([
-        "kvs-frontend".to_owned(),
-        "--rpc-timeout-ms=500".to_owned(),
-        "--heartbeat-interval-ms=100".to_owned(),
-        "--heartbeat-timeout-ms=400".to_owned(),
-        "--recovery-timeout-ms=3000".to_owned(),
-        "--scrub-interval-ms=0".to_owned(),
-        format!("--max-batch={max_batch}"),
-        format!("--pipeline={pipeline}"),
-        "--snapshot-chunk=3".to_owned(),
-    ])?;
+    let config = Config::try_parse_from(
+        [
+            "kvs-frontend".to_owned(),
+            "--rpc-timeout-ms=500".to_owned(),
+            "--heartbeat-interval-ms=100".to_owned(),
+            "--heartbeat-timeout-ms=400".to_owned(),
+            "--recovery-timeout-ms=3000".to_owned(),
+            "--scrub-interval-ms=0".to_owned(),
+            format!("--max-batch={max_batch}"),
+            format!("--pipeline={pipeline}"),
+            "--snapshot-chunk=3".to_owned(),
+        ]
+        .into_iter()
+        .chain(extra.iter().map(|arg| (*arg).to_owned())),
+    )?;
     let world = World::new(spec, config, Arc::new(Mutex::new(StdRng::seed_from_u64(7))));
     world.start_frontend().await;
     world.add_initial_servers().await;
@@ -299,13 +314,76 @@ async fn catch_up_a_server_restarted_empty_is_readmitted_with_every_pair() -> Te
 }
 
 #[tokio::test(start_paused = true)]
-async fn truncate_the_log_keeps_only_writes_in_flight() -> TestResult {
-    let (world, frontend) = cluster(3, 8, 2, 2).await?;
+async fn truncate_the_log_keeps_only_writes_in_flight_and_the_rejoin_tail() -> TestResult {
+    let (world, frontend) = cluster_with(3, 8, 2, 2, &["--rejoin-tail=10"]).await?;
     write_concurrently(&frontend, 4, 50, 30).await?;
-    let drained = eventually(Duration::from_secs(1), async || frontend.log().progress().0 == 0).await;
+    let drained = eventually(Duration::from_secs(1), async || frontend.log().progress().0 == 10).await;
     let (held, commit, last) = frontend.log().progress();
     assert!(drained, "log still holds {held} entries");
     assert_eq!(commit, last);
+    world.stop().await;
+    Ok(())
+}
+
+/// Cuts server 2 off until it is lost, writes `missed` more, reconnects
+/// it and waits until it is active again; returns the pairs sent to it as
+/// snapshots and the writes shipped to it by delta meanwhile.
+async fn rejoin_after_missing(
+    world: &World,
+    frontend: &Frontend,
+    missed: i32,
+) -> Result<(u64, u64), Box<dyn std::error::Error>> {
+    for key in 0..20 {
+        put(frontend, key, key).await?;
+    }
+    world.network().set_status(2, Status::Partitioned);
+    let lost = eventually(Duration::from_secs(2), async || {
+        status(frontend).await.is_ok_and(|[_, _, lost]| lost == vec![2])
+    })
+    .await;
+    assert!(lost, "server 2 was not found lost");
+    for key in 0..missed {
+        put(frontend, key, key + 100).await?;
+    }
+    let snapshot = || frontend.catch_up().sent().get_or_create(&[("kind", "snapshot")]).get();
+    let before = (snapshot(), frontend.catch_up().delta_writes().get());
+    world.network().set_status(2, Status::Up);
+    let back = eventually(Duration::from_secs(5), async || {
+        status(frontend)
+            .await
+            .is_ok_and(|[active, _, _]| active == vec![0, 1, 2])
+    })
+    .await;
+    assert!(back, "{:?}", status(frontend).await?);
+    assert_eq!(
+        world.network().pairs(2),
+        world.network().pairs(0),
+        "server 2 holds every pair"
+    );
+    Ok((
+        snapshot() - before.0,
+        frontend.catch_up().delta_writes().get() - before.1,
+    ))
+}
+
+#[tokio::test(start_paused = true)]
+async fn rejoin_a_server_that_was_cut_off_by_delta_with_only_the_writes_it_missed() -> TestResult {
+    let (world, frontend) = cluster(3, 1024, 1, 1).await?;
+    let (snapshot_pairs, delta_writes) = rejoin_after_missing(&world, &frontend, 5).await?;
+    assert_eq!(snapshot_pairs, 0, "no snapshot was sent");
+    // The 5 it missed, and the last write before the cut, which it held
+    // but had not been told was stable.
+    assert!((5..=6).contains(&delta_writes), "{delta_writes} writes shipped");
+    world.stop().await;
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn rejoin_with_a_snapshot_once_the_log_no_longer_holds_what_was_missed() -> TestResult {
+    let (world, frontend) = cluster_with(3, 1024, 1, 1, &["--rejoin-tail=0"]).await?;
+    let (snapshot_pairs, delta_writes) = rejoin_after_missing(&world, &frontend, 5).await?;
+    assert_eq!(snapshot_pairs, 20, "a whole snapshot was sent");
+    assert_eq!(delta_writes, 0);
     world.stop().await;
     Ok(())
 }

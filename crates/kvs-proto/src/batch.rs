@@ -78,6 +78,47 @@ pub fn encode(entries: &[Entry]) -> Vec<u8> {
     bytes
 }
 
+/// What `rejoin` replies: an 8-byte little-endian stable point, then the
+/// forgotten keys, 4 bytes each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rejoin {
+    /// Every write at or below this version had reached the server.
+    pub stable: u64,
+    /// The keys it held a write above `stable` for, now forgotten.
+    pub forgotten: Vec<Key>,
+}
+
+impl Rejoin {
+    /// The reply's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(STABLE_BYTES + self.forgotten.len() * 4);
+        bytes.extend_from_slice(&self.stable.to_le_bytes());
+        for key in &self.forgotten {
+            bytes.extend_from_slice(&key.to_le_bytes());
+        }
+        bytes
+    }
+
+    /// Reads a reply.
+    pub fn decode(bytes: &[u8]) -> Result<Rejoin, BatchError> {
+        let error = BatchError {
+            len: bytes.len(),
+            header: STABLE_BYTES,
+        };
+        let (stable, keys) = bytes.split_first_chunk::<STABLE_BYTES>().ok_or(error.clone())?;
+        let keys = keys.chunks_exact(4);
+        if !keys.remainder().is_empty() {
+            return Err(error);
+        }
+        Ok(Rejoin {
+            stable: u64::from_le_bytes(*stable),
+            forgotten: keys
+                .map(|key| Key::from_le_bytes([key[0], key[1], key[2], key[3]]))
+                .collect(),
+        })
+    }
+}
+
 fn append(entries: &[Entry], bytes: &mut Vec<u8>) {
     for entry in entries {
         bytes.extend_from_slice(&entry.key.to_le_bytes());
@@ -133,6 +174,12 @@ mod tests {
         let bytes = encode(&entries);
         assert_eq!(bytes.len(), 32);
         assert_eq!(decode(&bytes), Ok(entries.clone()));
+        let rejoin = Rejoin {
+            stable: 5,
+            forgotten: vec![-3, 9],
+        };
+        assert_eq!(Rejoin::decode(&rejoin.encode()), Ok(rejoin));
+        assert!(Rejoin::decode(&[0; 10]).is_err());
         let payload = encode_batch(99, &entries);
         assert_eq!(payload.len(), STABLE_BYTES + 32);
         assert_eq!(decode_batch(&payload), Ok(Batch { stable: 99, entries }));

@@ -15,7 +15,7 @@ use thiserror::Error;
 
 use crate::api::{frontend, server};
 use crate::auth::ClusterSecret;
-use crate::batch::{self, Entry};
+use crate::batch::{self, Entry, Rejoin};
 use crate::digest::Digests;
 use crate::fast_path;
 use crate::fence::Fence;
@@ -313,6 +313,13 @@ impl ServerClient {
     pub async fn reset_store(&self, force: bool) -> Result<i32, RpcError> {
         let fence = self.fence.clone();
         self.rpc.call(&server::ResetStore { fence, force }).await
+    }
+    /// Forgets the pairs above the server's stable point; replies that
+    /// point and the keys forgotten (the first step of a rejoin by delta).
+    pub async fn rejoin(&self) -> Result<Rejoin, RpcError> {
+        let fence = self.fence.clone();
+        let bytes = self.rpc.call(&server::Rejoin { fence }).await?;
+        Rejoin::decode(&bytes).map_err(|e| self.rpc.bad_reply(e.to_string()))
     }
     /// The server's digests by key range.
     pub async fn digest(&self) -> Result<Digests, RpcError> {

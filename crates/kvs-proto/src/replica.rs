@@ -5,6 +5,7 @@
 
 use async_trait::async_trait;
 
+use crate::batch::Rejoin;
 use crate::client::{RpcError, ServerClient};
 use crate::digest::Digests;
 use crate::{Entry, Key};
@@ -24,6 +25,9 @@ pub trait Replica: Send + Sync + std::fmt::Debug {
     /// Empties the server; with `force` it follows this frontend whatever
     /// it followed before. Replies how many pairs it dropped.
     async fn reset_store(&self, force: bool) -> Result<i32, RpcError>;
+    /// Forgets the pairs written above the server's stable point; replies
+    /// that point and the keys forgotten (a rejoin by delta starts so).
+    async fn rejoin(&self) -> Result<Rejoin, RpcError>;
     /// Up to `limit` versioned pairs with key ≥ `start_key`, by key.
     async fn dump_page(&self, start_key: Key, limit: i32) -> Result<Vec<Entry>, RpcError>;
     /// The server's digests by key range.
@@ -70,6 +74,9 @@ impl Replica for ServerClient {
     }
     async fn reset_store(&self, force: bool) -> Result<i32, RpcError> {
         ServerClient::reset_store(self, force).await
+    }
+    async fn rejoin(&self) -> Result<Rejoin, RpcError> {
+        ServerClient::rejoin(self).await
     }
     async fn dump_page(&self, start_key: Key, limit: i32) -> Result<Vec<Entry>, RpcError> {
         ServerClient::dump_page(self, start_key, limit).await

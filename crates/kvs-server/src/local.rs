@@ -7,7 +7,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use kvs_proto::api::server::{ApplyBatch, Digest, DumpState, Heartbeat, PrintKvPairs, ResetStore, ShutdownServer};
+use kvs_proto::api::server::{
+    ApplyBatch, Digest, DumpState, Heartbeat, PrintKvPairs, Rejoin as RejoinCall, ResetStore, ShutdownServer,
+};
+use kvs_proto::batch::Rejoin;
 use kvs_proto::digest::Digests;
 use kvs_proto::replica::Replica;
 use kvs_proto::serve::Handle;
@@ -68,6 +71,12 @@ impl Replica for LocalReplica {
     async fn reset_store(&self, force: bool) -> Result<i32, RpcError> {
         let fence = self.fence.clone();
         Ok(self.service.handle(ResetStore { fence, force }).await?)
+    }
+
+    async fn rejoin(&self) -> Result<Rejoin, RpcError> {
+        let fence = self.fence.clone();
+        let bytes = self.service.handle(RejoinCall { fence }).await?;
+        Rejoin::decode(&bytes).map_err(|e| self.bad_reply(e))
     }
 
     async fn dump_page(&self, start_key: Key, limit: i32) -> Result<Vec<Entry>, RpcError> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use dxr::Fault;
 use kvs_proto::api::server::{
-    ApplyBatch, Digest, DumpState, Get, Heartbeat, PrintKvPairs, Put, ResetStore, ShutdownServer,
+    ApplyBatch, Digest, DumpState, Get, Heartbeat, PrintKvPairs, Put, Rejoin, ResetStore, ShutdownServer,
 };
 use kvs_proto::metrics::metrics;
 use kvs_proto::serve::{Handle, Methods};
@@ -67,19 +67,19 @@ impl ReplicaService {
         }
     }
 
-    /// Applies `apply` to the store and logs `record` (made by `frame`) in
-    /// the same order, then waits until the record is on disk. A log that
+    /// Applies `apply` to the store and logs the record `frame` makes of
+    /// what it gave, in the same order, then waits until the record is on disk. A log that
     /// fails stops the replica: the change is not acknowledged.
     async fn change<T>(
         &self,
-        frame: impl FnOnce() -> Vec<u8>,
+        frame: impl FnOnce(&T) -> Vec<u8>,
         apply: impl FnOnce(&mut Store) -> T,
     ) -> Result<T, Fault> {
         let (out, synced) = {
             let mut store = self.store.write();
             let out = apply(&mut store);
             let synced = self.data.as_ref().map(|data| {
-                let synced = data.append(frame());
+                let synced = data.append(frame(&out));
                 if data.snapshot_due() {
                     data.snapshot(store.image());
                 }
@@ -157,6 +157,7 @@ pub fn methods(service: &Arc<ReplicaService>, secret: Option<ClusterSecret>) -> 
         .method::<ApplyBatch, _>(service)
         .method::<Heartbeat, _>(service)
         .method::<ResetStore, _>(service)
+        .method::<Rejoin, _>(service)
         .method::<DumpState, _>(service)
         .method::<Digest, _>(service)
 }
@@ -167,7 +168,7 @@ impl Handle<Put> for ReplicaService {
             key: call.key,
             value: call.value,
         };
-        self.change(|| wal::encode(&record), |store| store.put_local(call.key, call.value))
+        self.change(|_| wal::encode(&record), |store| store.put_local(call.key, call.value))
             .await?;
         Ok(reply::server_put(self.id, call.key, call.value))
     }
@@ -220,7 +221,7 @@ impl Handle<ApplyBatch> for ReplicaService {
             )));
         }
         self.admit(&call.fence, false)?;
-        self.change(|| wal::batch_frame(&call.entries), |store| store.apply_batch(batch))
+        self.change(|_| wal::batch_frame(&call.entries), |store| store.apply_batch(batch))
             .await?;
         Ok(count)
     }
@@ -236,9 +237,34 @@ impl Handle<Heartbeat> for ReplicaService {
 impl Handle<ResetStore> for ReplicaService {
     async fn handle(&self, call: ResetStore) -> Result<i32, Fault> {
         self.admit(&call.fence, call.force)?;
-        let dropped = self.change(|| wal::encode(&Record::Reset), Store::clear).await?;
+        let dropped = self.change(|_| wal::encode(&Record::Reset), Store::clear).await?;
         tracing::info!(id = self.id, dropped, "store reset for catch-up");
         Ok(i32::try_from(dropped).unwrap_or(i32::MAX))
+    }
+}
+
+impl Handle<Rejoin> for ReplicaService {
+    async fn handle(&self, call: Rejoin) -> Result<Vec<u8>, Fault> {
+        self.admit(&call.fence, false)?;
+        let rejoin = self
+            .change(
+                |rejoin: &batch::Rejoin| wal::encode(&Record::ForgetAbove(rejoin.stable)),
+                |store| {
+                    let stable = store.stable();
+                    let forgotten = store.forget_above(stable);
+                    batch::Rejoin { stable, forgotten }
+                },
+            )
+            .await?;
+        if !rejoin.forgotten.is_empty() {
+            tracing::info!(
+                id = self.id,
+                stable = rejoin.stable,
+                forgotten = rejoin.forgotten.len(),
+                "rejoining: writes above the stable point forgotten"
+            );
+        }
+        Ok(rejoin.encode())
     }
 }
 

@@ -82,6 +82,27 @@ impl Store {
         self.settle(batch.stable);
     }
 
+    /// Forgets every key written above `stable` (such a write may never
+    /// have been committed), from both parts, so that whatever is sent for
+    /// it next is taken; returns the keys, ordered. Everything at or below
+    /// `stable` stays: the store had every such write.
+    pub fn forget_above(&mut self, stable: u64) -> Vec<Key> {
+        let mut forgotten: Vec<Key> = self
+            .recent
+            .iter()
+            .filter(|(_, (_, version))| *version > stable)
+            .map(|(key, _)| *key)
+            .collect();
+        forgotten.sort_unstable();
+        for key in &forgotten {
+            self.recent.remove(key);
+        }
+        if !forgotten.is_empty() {
+            self.settled.retain(|(key, _)| forgotten.binary_search(key).is_err());
+        }
+        forgotten
+    }
+
     /// Applies a logged change again (recovery from the data folder).
     pub fn replay(&mut self, record: Record) {
         match record {
@@ -89,6 +110,9 @@ impl Store {
             Record::LocalPut { key, value } => self.put_local(key, value),
             Record::Reset => {
                 self.clear();
+            }
+            Record::ForgetAbove(stable) => {
+                self.forget_above(stable);
             }
         }
     }
@@ -379,6 +403,26 @@ mod tests {
         assert!(store.page_from(Key::MIN, 10).is_empty());
         store.apply(entry(10, 1, 1));
         assert_eq!(store.get(10), Some(1), "a cleared store forgets its stable point");
+    }
+
+    #[test]
+    fn forgetting_above_the_stable_point_clears_both_parts_of_those_keys() {
+        let mut store = settled_store(5_000, 50);
+        store.apply(entry(7, 700, 60));
+        store.apply(entry(9_000, 9, 61));
+        store.apply(entry(9_001, 800, 45));
+        assert_eq!(store.forget_above(50), vec![7, 9_000]);
+        assert_eq!(store.get(7), None, "the settled value of a forgotten key goes too");
+        assert_eq!(store.get(9_000), None);
+        assert_eq!(
+            store.get(9_001),
+            Some(800),
+            "a write at or below the stable point stays"
+        );
+        assert_eq!(store.get(8), Some(8));
+        store.apply(entry(7, 70, 20));
+        assert_eq!(store.get(7), Some(70), "whatever is sent next for it is taken");
+        assert!(store.forget_above(u64::MAX).is_empty());
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //!   carries it (stable point, then versioned entries; see
 //!   [`kvs_proto::batch`]), so logging a batch copies its bytes once;
 //! - `2` [`Record::LocalPut`]: the course skeleton's local `put`;
-//! - `3` [`Record::Reset`]: `resetStore` emptied the store.
+//! - `3` [`Record::Reset`]: `resetStore` emptied the store;
+//! - `4` [`Record::ForgetAbove`]: `rejoin` forgot the writes above a stable
+//!   point (8 bytes).
 //!
 //! Reading stops at the first frame that is cut short or fails its
 //! checksum: after a crash that is the torn tail of the last write, which
@@ -22,6 +24,7 @@ const HEADER_BYTES: usize = 8;
 const TAG_BATCH: u8 = 1;
 const TAG_LOCAL_PUT: u8 = 2;
 const TAG_RESET: u8 = 3;
+const TAG_FORGET_ABOVE: u8 = 4;
 
 /// One logged change to the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +35,8 @@ pub enum Record {
     LocalPut { key: Key, value: Value },
     /// The store was emptied.
     Reset,
+    /// The writes above this stable point were forgotten.
+    ForgetAbove(u64),
 }
 
 /// Why a frame could not be read.
@@ -62,6 +67,7 @@ pub fn encode(record: &Record) -> Vec<u8> {
             frame(TAG_LOCAL_PUT, &body)
         }
         Record::Reset => frame(TAG_RESET, &[]),
+        Record::ForgetAbove(stable) => frame(TAG_FORGET_ABOVE, &stable.to_le_bytes()),
     }
 }
 
@@ -138,6 +144,10 @@ fn read_frame(bytes: &[u8]) -> Result<(Record, usize), FrameError> {
             _ => return Err(FrameError::Payload(format!("a local put of {} bytes", body.len()))),
         },
         TAG_RESET if body.is_empty() => Record::Reset,
+        TAG_FORGET_ABOVE => match <[u8; 8]>::try_from(body) {
+            Ok(stable) => Record::ForgetAbove(u64::from_le_bytes(stable)),
+            Err(_) => return Err(FrameError::Payload(format!("a forget of {} bytes", body.len()))),
+        },
         other => return Err(FrameError::Payload(format!("tag {other} with {} bytes", body.len()))),
     };
     Ok((record, HEADER_BYTES + length))
@@ -167,6 +177,7 @@ mod tests {
                 ],
             }),
             Record::LocalPut { key: 3, value: -3 },
+            Record::ForgetAbove(7),
             Record::Reset,
             Record::Batch(Batch {
                 stable: 0,
@@ -191,10 +202,11 @@ mod tests {
     #[test]
     fn a_torn_last_record_is_dropped_at_every_cut() {
         let whole = log_of(&records());
-        let before_last = log_of(&records()[..3]).len();
+        let last = records().len() - 1;
+        let before_last = log_of(&records()[..last]).len();
         for cut in before_last + 1..whole.len() {
             let replay = read(&whole[..cut]);
-            assert_eq!(replay.records, records()[..3], "cut at {cut}");
+            assert_eq!(replay.records, records()[..last], "cut at {cut}");
             assert_eq!(replay.valid, before_last);
             assert!(replay.stopped.is_some());
         }

@@ -22,6 +22,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kvs_frontend::signal::Signal;
 use kvs_frontend::transport::{ConnectError, Connector, ReplicaHandle};
+use kvs_proto::batch::Rejoin;
 use kvs_proto::digest::Digests;
 use kvs_proto::replica::Replica;
 use kvs_proto::{Entry, Fence, Key, RpcError, ServerId, Value};
@@ -317,6 +318,9 @@ impl Replica for SimReplica {
     }
     async fn reset_store(&self, force: bool) -> Result<i32, RpcError> {
         sim_call!(self, [], |replica| replica.reset_store(force).await)
+    }
+    async fn rejoin(&self) -> Result<Rejoin, RpcError> {
+        sim_call!(self, [], |replica| replica.rejoin().await)
     }
     async fn dump_page(&self, start_key: Key, limit: i32) -> Result<Vec<Entry>, RpcError> {
         sim_call!(self, [], |replica| replica.dump_page(start_key, limit).await)

@@ -46,6 +46,13 @@ rpc_method! {
     guarded ResetStore = "resetStore"(fence: String, force: bool) -> i32
 }
 rpc_method! {
+    /// The first step of a rejoin by delta: the server forgets every pair
+    /// written above its stable point (such a write may never have been
+    /// committed), and replies its stable point and the keys it forgot, in
+    /// the binary form of [`crate::batch::Rejoin`].
+    guarded Rejoin = "rejoin"(fence: String) -> Vec<u8>
+}
+rpc_method! {
     /// Up to `limit` versioned pairs with key ≥ `start_key`, ordered by key,
     /// in the binary form of [`crate::batch`].
     guarded DumpState = "dumpState"(fence: String, start_key: Key, limit: i32) -> Vec<u8>
