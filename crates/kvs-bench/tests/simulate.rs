@@ -66,7 +66,7 @@ fn the_deliberate_bugs_still_apply() {
         .filter(|path| path.extension().is_some_and(|ext| ext == "patch"))
         .collect();
     patches.sort();
-    assert_eq!(patches.len(), 5, "{patches:?}");
+    assert_eq!(patches.len(), 4, "{patches:?}");
     for patch in patches {
         let check = std::process::Command::new("git")
             .arg("-C")
