@@ -58,7 +58,7 @@
 //!    fail with fault `SUPERSEDED`, replication and probes stop, and
 //!    nothing more is recorded.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt::Display;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -143,6 +143,9 @@ struct LogState {
     /// The last sequence number of the latest abort (step 4), or the
     /// epoch's base: only a stable point above it allows a rejoin by delta.
     delta_floor: u64,
+    /// Servers found holding what the frontend never sent them (the
+    /// scrub): their next admission empties them, whatever their stable point.
+    distrusted: BTreeSet<ServerId>,
 }
 
 impl LogState {
@@ -268,6 +271,7 @@ impl ReplicationLog {
                 holders: BTreeMap::new(),
                 unrecorded: None,
                 delta_floor: base,
+                distrusted: BTreeSet::new(),
             }),
             appended: Signal::new(base),
             commits: Signal::new(base),
@@ -465,6 +469,12 @@ impl ReplicationLog {
         }
     }
 
+    /// Server `id` holds what the frontend never sent it: its next
+    /// admission empties it (no rejoin by delta).
+    pub fn distrust(&self, id: ServerId) {
+        self.state.lock().distrusted.insert(id);
+    }
+
     /// Takes a member that failed a call or a heartbeat out of the
     /// membership (if it is still that incarnation); it is remembered as lost.
     pub fn fail(&self, id: ServerId, incarnation: u64, reason: &dyn Display) {
@@ -595,7 +605,11 @@ impl ReplicationLog {
                 return Err(JoinError::AlreadyMember(id));
             }
             let acked = match from {
-                None => state.commit,
+                None => {
+                    state.distrusted.remove(&id);
+                    state.commit
+                }
+                Some(_) if state.distrusted.contains(&id) => return Ok(None),
                 Some(stable)
                     if stable > state.delta_floor && stable + 1 >= state.first_seq && stable <= state.last_seq =>
                 {

@@ -129,6 +129,7 @@ impl Scrub {
                 Ok((ranges, diverged)) => {
                     report.ranges_differing += ranges;
                     if let Some(reason) = diverged {
+                        self.log.distrust(id);
                         self.log.fail(id, incarnation, &format!("scrub: {reason}"));
                         report.diverged.push(id);
                     }

@@ -250,7 +250,8 @@ impl Handle<Rejoin> for ReplicaService {
             .change(
                 |rejoin: &batch::Rejoin| wal::encode(&Record::ForgetAbove(rejoin.stable)),
                 |store| {
-                    let stable = store.stable();
+                    // After a local write nothing can be trusted (point 0): a snapshot follows.
+                    let stable = store.rejoin_point();
                     let forgotten = store.forget_above(stable);
                     batch::Rejoin { stable, forgotten }
                 },

@@ -1,8 +1,9 @@
 //! The snapshot file: the whole store at one point of the log.
 //!
-//! Layout (little-endian): the magic `KVSSNAP1`; the number of the first
-//! log file *not* folded into it (`first_log`); the stable point; the
-//! counts of settled and recent pairs; the settled pairs (key i32, value
+//! Layout (little-endian): the magic `KVSSNAP2`; the number of the first
+//! log file *not* folded into it (`first_log`); the stable point; whether
+//! local writes changed the store (0 or 1); the counts of settled and
+//! recent pairs; the settled pairs (key i32, value
 //! i32), strictly ordered by key; the recent pairs (key, value, version
 //! u64); and a crc32 of everything before it. A snapshot that fails any
 //! check is refused whole: it was written to a temporary file, synced and
@@ -14,8 +15,8 @@ use thiserror::Error;
 
 use crate::store::StoreImage;
 
-const MAGIC: &[u8; 8] = b"KVSSNAP1";
-const HEADER_BYTES: usize = 8 + 4 * 8;
+const MAGIC: &[u8; 8] = b"KVSSNAP2";
+const HEADER_BYTES: usize = 8 + 5 * 8;
 const PAIR_BYTES: usize = 8;
 const CRC_BYTES: usize = 4;
 
@@ -51,6 +52,7 @@ impl Snapshot {
         for field in [
             self.first_log,
             image.stable,
+            u64::from(image.local_writes),
             image.settled.len() as u64,
             image.recent.len() as u64,
         ] {
@@ -77,13 +79,13 @@ impl Snapshot {
         if crc32fast::hash(body) != u32::from_le_bytes(*crc) {
             return Err(SnapshotError::Checksum);
         }
-        let mut fields = rest.chunks_exact(8).take(4).map(|chunk| {
+        let mut fields = rest.chunks_exact(8).take(5).map(|chunk| {
             let mut word = [0; 8];
             word.copy_from_slice(chunk);
             u64::from_le_bytes(word)
         });
         let mut field = || fields.next().ok_or(size.clone());
-        let (first_log, stable, settled, recent) = (field()?, field()?, field()?, field()?);
+        let (first_log, stable, local_writes, settled, recent) = (field()?, field()?, field()?, field()?, field()?);
         let settled_bytes = usize::try_from(settled).ok().and_then(|n| n.checked_mul(PAIR_BYTES));
         let recent_bytes = usize::try_from(recent).ok().and_then(|n| n.checked_mul(ENTRY_BYTES));
         let pairs = rest.get(HEADER_BYTES - MAGIC.len()..).ok_or(size.clone())?;
@@ -112,6 +114,7 @@ impl Snapshot {
                 settled,
                 recent,
                 stable,
+                local_writes: local_writes != 0,
             },
         })
     }
@@ -132,6 +135,7 @@ mod tests {
                     version: 90,
                 }],
                 stable: 80,
+                local_writes: true,
             },
         }
     }

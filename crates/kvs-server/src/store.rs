@@ -46,6 +46,8 @@ pub struct StoreImage {
     pub recent: Vec<Entry>,
     /// Every write at or below this version had been received.
     pub stable: u64,
+    /// A local write changed the store since it was last emptied.
+    pub local_writes: bool,
 }
 
 /// The replica's state.
@@ -57,6 +59,9 @@ pub struct Store {
     stable: u64,
     /// `stable` at the last merge, so a merge is tried only when it can move something.
     merged_at: u64,
+    /// A local write (not from the frontend) changed the store since it was
+    /// last emptied: it no longer holds exactly what the frontend sent.
+    local_writes: bool,
 }
 
 impl Store {
@@ -87,6 +92,10 @@ impl Store {
     /// it next is taken; returns the keys, ordered. Everything at or below
     /// `stable` stays: the store had every such write.
     pub fn forget_above(&mut self, stable: u64) -> Vec<Key> {
+        if stable == 0 {
+            // No stable point: nothing to rejoin from, nothing forgotten.
+            return Vec::new();
+        }
         let mut forgotten: Vec<Key> = self
             .recent
             .iter()
@@ -130,6 +139,7 @@ impl Store {
     /// A local write (the course skeleton's `put`): it keeps the key's
     /// version, so any later replicated write still replaces it.
     pub fn put_local(&mut self, key: Key, value: Value) {
+        self.local_writes = true;
         if let Some(current) = self.recent.get_mut(&key) {
             current.0 = value;
         } else if let Ok(index) = self.settled_index(key) {
@@ -220,6 +230,13 @@ impl Store {
         self.stable
     }
 
+    /// The point a rejoin by delta may start from: the stable point, or 0
+    /// (none) once a local write made the store more than what the frontend
+    /// sent.
+    pub fn rejoin_point(&self) -> u64 {
+        if self.local_writes { 0 } else { self.stable }
+    }
+
     /// A copy of the contents, for a snapshot (`recent` ordered by key).
     pub fn image(&self) -> StoreImage {
         StoreImage {
@@ -230,6 +247,7 @@ impl Store {
                 .map(|(key, (value, version))| Entry { key, value, version })
                 .collect(),
             stable: self.stable,
+            local_writes: self.local_writes,
         }
     }
 
@@ -244,6 +262,7 @@ impl Store {
                 .collect(),
             stable: image.stable,
             merged_at: image.stable,
+            local_writes: image.local_writes,
         }
     }
 
@@ -375,6 +394,10 @@ mod tests {
         let mut store = settled_store(5_000, 50);
         store.put_local(5, -5);
         assert_eq!(store.get(5), Some(-5));
+        assert_eq!(store.rejoin_point(), 0, "a local write leaves nothing to rejoin from");
+        store.clear();
+        store.settle(60);
+        assert_eq!(store.rejoin_point(), 60);
     }
 
     #[test]
