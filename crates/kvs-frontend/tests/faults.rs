@@ -225,18 +225,28 @@ async fn frontend_killed_under_load_comes_back_without_losing_an_acknowledged_wr
     Ok(())
 }
 
-#[tokio::test]
-async fn power_cut_under_load_of_a_durable_cluster_loses_no_acknowledged_write() -> TestResult {
-    let data_dir = std::env::temp_dir().join(format!("kvs-power-cut-{}", std::process::id()));
+/// A cluster whose frontend and `servers` servers keep data folders under
+/// a fresh scratch folder named after `tag` (returned, to remove at the end).
+async fn start_durable(
+    tag: &str,
+    servers: usize,
+) -> Result<(LocalCluster, std::path::PathBuf), Box<dyn std::error::Error>> {
+    let data_dir = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
     let data_arg = data_dir.join("frontend").to_string_lossy().into_owned();
     let mut cluster = LocalCluster::new(Binaries::locate())
         .with_frontend_args(&["--data-dir", &data_arg])
         .with_server_data(data_dir.join("servers"));
     cluster.start_frontend().await?;
-    for _ in 0..3 {
+    for _ in 0..servers {
         cluster.add_server().await?;
     }
+    Ok((cluster, data_dir))
+}
+
+#[tokio::test]
+async fn power_cut_under_load_of_a_durable_cluster_loses_no_acknowledged_write() -> TestResult {
+    let (mut cluster, data_dir) = start_durable("kvs-power-cut", 3).await?;
     let (ledger, writers) = spawn_writers(&cluster.frontend_url(), Duration::from_secs(4));
     tokio::time::sleep(Duration::from_millis(1000)).await;
     // Every process dies at once, in the middle of the writes.
@@ -269,16 +279,7 @@ async fn power_cut_under_load_of_a_durable_cluster_loses_no_acknowledged_write()
 
 #[tokio::test]
 async fn durable_servers_that_all_left_bring_every_write_back_to_a_restarted_frontend() -> TestResult {
-    let data_dir = std::env::temp_dir().join(format!("kvs-all-left-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data_dir);
-    let data_arg = data_dir.join("frontend").to_string_lossy().into_owned();
-    let mut cluster = LocalCluster::new(Binaries::locate())
-        .with_frontend_args(&["--data-dir", &data_arg])
-        .with_server_data(data_dir.join("servers"));
-    cluster.start_frontend().await?;
-    for _ in 0..2 {
-        cluster.add_server().await?;
-    }
+    let (mut cluster, data_dir) = start_durable("kvs-all-left", 2).await?;
     let frontend = cluster.frontend()?;
     for key in 0..50 {
         frontend.put(key, key * 3).await?;
