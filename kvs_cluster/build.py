@@ -2,8 +2,9 @@
 
 Binaries are looked up in ``$KVS_BIN_DIR`` if set, else in
 ``<repo>/target/release``. Before a run the local backend calls
-``cargo build --release --bins`` in the repository (cargo itself decides
-whether anything is stale) unless ``KVS_NO_BUILD=1`` is set or
+``cargo build --release --bin kvs-frontend --bin kvs-server --bin kvs-client``
+in the repository -- only the binaries a cluster starts, not the benchmark
+tools -- (cargo itself decides whether anything is stale) unless ``KVS_NO_BUILD=1`` is set or
 ``KVS_BIN_DIR`` points at prebuilt binaries.
 """
 
@@ -41,18 +42,22 @@ def build_wanted():
     return os.environ.get("KVS_NO_BUILD") != "1" and not os.environ.get("KVS_BIN_DIR")
 
 
-def cargo_build(repo_root=REPO_ROOT):
-    """Runs ``cargo build --release --bins``; BuildError if it cannot or fails."""
+def cargo_build(repo_root=REPO_ROOT, names=BINARIES):
+    """Builds the binaries ``names`` in release mode; BuildError if it cannot or fails."""
     cargo = shutil.which("cargo")
     if cargo is None:
         raise BuildError("cargo not found in PATH: install Rust (https://rustup.rs), "
                          "or set KVS_NO_BUILD=1 and put prebuilt binaries in KVS_BIN_DIR")
-    print("Building: cargo build --release --bins (in %s)" % repo_root, flush=True)
-    result = subprocess.run([cargo, "build", "--release", "--bins"], cwd=repo_root,
+    argv = ["build", "--release"]
+    for name in names:
+        argv += ["--bin", name]
+    command = "cargo " + " ".join(argv)
+    print("Building: %s (in %s)" % (command, repo_root), flush=True)
+    result = subprocess.run([cargo] + argv, cwd=repo_root,
                             stdin=subprocess.DEVNULL, stdout=sys.stderr, check=False)
     if result.returncode != 0:
-        raise BuildError("cargo build --release --bins failed (exit code %d); "
-                         "see cargo's output above" % result.returncode)
+        raise BuildError("%s failed (exit code %d); see cargo's output above"
+                         % (command, result.returncode))
 
 
 def require_binaries(names=BINARIES):

@@ -261,7 +261,7 @@ impl CatchUp {
             .dump_state(REVIVE_PAGE)
             .await
             .map_err(|source| self.refused(CatchUpError::Transfer { id, source }))?;
-        held.iter().for_each(|entry| self.committed.merge(entry));
+        self.committed.merge(&held);
         self.send_snapshot(client.as_ref())
             .await
             .map_err(|source| self.refused(CatchUpError::Transfer { id, source }))?;

@@ -155,6 +155,8 @@ pub async fn recover(
     }
 
     let committed = Arc::new(Committed::default());
+    // Every source's pairs, merged once at the end (highest version wins).
+    let mut gathered = Vec::new();
     let mut sources = Vec::new();
     let started = Instant::now();
     let mut boots = BTreeMap::new();
@@ -180,8 +182,8 @@ pub async fn recover(
             }
             match client.dump_state(DUMP_PAGE).await {
                 Ok(entries) => {
-                    entries.iter().for_each(|entry| committed.merge(entry));
                     tracing::info!(server = id, pairs = entries.len(), "state read");
+                    gathered.extend(entries);
                     sources.push(*id);
                     if let Some(boot) = boot {
                         boots.insert(*id, boot);
@@ -220,11 +222,13 @@ pub async fn recover(
         }
         for id in record.active.iter().chain(&record.lost) {
             if let Ok(entries) = clients[id].dump_state(DUMP_PAGE).await {
-                entries.iter().for_each(|entry| committed.merge(entry));
                 tracing::warn!(server = id, pairs = entries.len(), "best-effort state read");
+                gathered.extend(entries);
             }
         }
     }
+    committed.merge(&gathered);
+    drop(gathered);
 
     let (sources, others): (Vec<_>, Vec<_>) = clients.into_iter().partition(|(id, _)| sources.contains(id));
     let sources = sources

@@ -14,8 +14,10 @@
 //!   below `v` — the pending one if it is newer than `c`, else the
 //!   committed value. Anything else diverged (an altered value, a key never
 //!   written).
-//! - `v < c`, or the key is missing: the commit may have come after the
-//!   server was read, so it is a *suspect*; still the same in the next pass
+//! - `v < c` and a value other than the committed one, or the key is
+//!   missing: the commit may have come after the server was read, so it is
+//!   a *suspect* (holding the committed value, it agrees: `c` may be only
+//!   an upper bound, see [`Committed`]); still the same in the next pass
 //!   (same committed version, same member), the server lacks a committed
 //!   write and diverged.
 //!
@@ -217,6 +219,11 @@ fn judge(server: Option<(Value, u64)>, committed: Option<(Value, u64)>, pending:
         };
     };
     if version < committed_version {
+        // A settled committed pair's version is only an upper bound (see
+        // `Committed`): holding its value, the server lacks nothing.
+        if committed.is_some_and(|pair| pair.0 == value) {
+            return Verdict::Agrees;
+        }
         return Verdict::Suspect(committed_version);
     }
     let expected = match pending {

@@ -595,3 +595,56 @@ async fn server_restarted_between_two_probes_is_caught_up_again() -> TestResult 
     cluster.wait_active(1, Duration::from_secs(10)).await?;
     Ok(())
 }
+
+/// Enough keys that the frontend's committed state merges its recent
+/// writes into its dense part several times (past 4096 recent pairs).
+const MERGED_KEYS: i32 = 24_000;
+
+#[tokio::test]
+async fn a_state_large_enough_to_merge_reads_joins_scrubs_and_recovers_right() -> TestResult {
+    let data_dir = std::env::temp_dir().join(format!("kvs-frontend-merged-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let data_arg = data_dir.to_string_lossy().into_owned();
+    let mut cluster = start(1, &["--data-dir", &data_arg]).await;
+    let url = cluster.frontend_url();
+    // Three rounds over every key from 16 writers: each key ends at round 2.
+    for round in 0..3 {
+        let mut writers = Vec::new();
+        for writer in 0..16 {
+            let frontend = FrontendClient::new(&url, Some(Duration::from_secs(10)))?;
+            writers.push(tokio::spawn(async move {
+                for key in (writer..MERGED_KEYS).step_by(16) {
+                    frontend.put(key, key * 10 + round).await?;
+                }
+                Ok::<_, kvs_proto::RpcError>(())
+            }));
+        }
+        for writer in writers {
+            writer.await??;
+        }
+    }
+    let expected = reply::pair_lines((0..MERGED_KEYS).map(|key| (key, key * 10 + 2)));
+    let frontend = cluster.frontend()?;
+    for key in (0..MERGED_KEYS).step_by(97) {
+        assert_eq!(frontend.get(key).await?, format!("{key}:{}", key * 10 + 2));
+    }
+    // A joining server gets the whole state (the snapshot reads both parts).
+    let added = cluster.add_server().await?;
+    assert_eq!(server_pairs(&cluster, added).await?, expected);
+    // The scrub compares both servers with it and finds nothing wrong.
+    assert!(frontend.scrub().await?.contains("diverged: []"));
+    // A restarted frontend rebuilds it from the servers.
+    cluster.kill_frontend().await?;
+    cluster.start_frontend().await?;
+    let frontend = cluster.frontend()?;
+    for key in (0..MERGED_KEYS).step_by(89) {
+        assert_eq!(frontend.get(key).await?, format!("{key}:{}", key * 10 + 2));
+    }
+    frontend.put(5, -5).await?;
+    assert_eq!(frontend.get(5).await?, "5:-5");
+    for id in [0, added] {
+        assert!(server_pairs(&cluster, id).await?.contains("\n5:-5\n"), "server {id}");
+    }
+    let _ = std::fs::remove_dir_all(&data_dir);
+    Ok(())
+}

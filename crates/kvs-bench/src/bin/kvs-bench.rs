@@ -254,6 +254,18 @@ async fn run_footprint(args: FootprintArgs) -> ExitCode {
                 server / RAW_PAIR_BYTES
             );
             println!(
+                "  per key from {} to {} keys, {:.0} s after the writes: frontend {:.1} bytes/key ({} -> {} KiB), server {:.1} bytes/key ({} -> {} KiB)",
+                f.keys / 10,
+                f.keys,
+                footprint::SETTLE_WAIT.as_secs_f64(),
+                f.marginal_bytes_per_key(f.frontend_marginal_kib),
+                f.frontend_marginal_kib.0,
+                f.frontend_marginal_kib.1,
+                f.marginal_bytes_per_key(f.server_marginal_kib),
+                f.server_marginal_kib.0,
+                f.server_marginal_kib.1,
+            );
+            println!(
                 "  catch-up: addServer of an empty server took {:.2} s; it then held all {} pairs ({} KiB resident, {} KiB {:.0} s later)",
                 f.catch_up.as_secs_f64(),
                 f.keys,

@@ -8,6 +8,7 @@
 //! received; then its pair count is read back with `dumpState` to make sure
 //! the catch-up was complete.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kvs_proto::{FrontendClient, RpcError, ServerClient};
@@ -29,6 +30,11 @@ pub struct Footprint {
     /// Resident memory before any write and after all writes, KiB.
     pub frontend_kib: (u64, u64),
     pub server_kib: (u64, u64),
+    /// Resident memory after the first tenth of the keys and after all of
+    /// them, each read [`SETTLE_WAIT`] after its writes, with the writers'
+    /// connections still open: the frontend and the server.
+    pub frontend_marginal_kib: (u64, u64),
+    pub server_marginal_kib: (u64, u64),
     /// Resident memory of the added server right after its catch-up, and
     /// [`SETTLE_WAIT`] later (once it has been told the stable point and
     /// has dropped the versions it needed during the catch-up), KiB.
@@ -40,6 +46,15 @@ impl Footprint {
     /// Bytes per key added by the writes, for (idle, loaded) KiB figures.
     pub fn bytes_per_key(&self, (idle, loaded): (u64, u64)) -> f64 {
         loaded.saturating_sub(idle) as f64 * 1024.0 / f64::from(self.keys.max(1))
+    }
+
+    /// Bytes per key from a tenth of the keys to all of them, for
+    /// (tenth, all) KiB figures: what one more key costs, without the
+    /// fixed cost of serving a load (connections, buffers, the log's
+    /// bounded tail).
+    pub fn marginal_bytes_per_key(&self, (tenth, all): (u64, u64)) -> f64 {
+        let added = self.keys - self.keys / 10;
+        all.saturating_sub(tenth) as f64 * 1024.0 / f64::from(added.max(1))
     }
 }
 
@@ -71,9 +86,17 @@ pub async fn measure(bins: Binaries, keys: u32, connections: u32) -> Result<Foot
     let idle = (rss(frontend_pid, "the frontend")?, rss(server_pid, "server 0")?);
 
     let started = Instant::now();
-    write_keys(&cluster.frontend_url(), keys, connections.max(1)).await?;
-    let load_time = started.elapsed();
+    let writers = writers(&cluster.frontend_url(), connections.max(1))?;
+    write_keys(&writers, 0..keys / 10).await?;
+    tokio::time::sleep(SETTLE_WAIT).await;
+    let tenth = (rss(frontend_pid, "the frontend")?, rss(server_pid, "server 0")?);
+    let paused = started.elapsed();
+    write_keys(&writers, keys / 10..keys).await?;
+    let load_time = started.elapsed().saturating_sub(SETTLE_WAIT);
     let loaded = (rss(frontend_pid, "the frontend")?, rss(server_pid, "server 0")?);
+    tokio::time::sleep(SETTLE_WAIT).await;
+    let all = (rss(frontend_pid, "the frontend")?, rss(server_pid, "server 0")?);
+    drop((writers, paused));
 
     let id = cluster.start_server().await?;
     let started = Instant::now();
@@ -96,28 +119,39 @@ pub async fn measure(bins: Binaries, keys: u32, connections: u32) -> Result<Foot
         load_time,
         frontend_kib: (idle.0, loaded.0),
         server_kib: (idle.1, loaded.1),
+        frontend_marginal_kib: (tenth.0, all.0),
+        server_marginal_kib: (tenth.1, all.1),
         added_server_kib,
         catch_up,
     })
 }
 
-/// Writes keys `0..keys` (value = key), split over `connections` writers.
-async fn write_keys(url: &str, keys: u32, connections: u32) -> Result<(), FootprintError> {
-    let mut writers = Vec::new();
-    for writer in 0..connections {
-        let frontend = FrontendClient::new(url, Some(Duration::from_secs(30)))?;
-        writers.push(tokio::spawn(async move {
-            let mut key = writer;
-            while key < keys {
+/// One client per connection of the writers.
+fn writers(url: &str, connections: u32) -> Result<Vec<Arc<FrontendClient>>, FootprintError> {
+    (0..connections)
+        .map(|_| Ok(Arc::new(FrontendClient::new(url, Some(Duration::from_secs(30)))?)))
+        .collect()
+}
+
+/// Writes keys `keys` (value = key), split over the writers.
+async fn write_keys(writers: &[Arc<FrontendClient>], keys: std::ops::Range<u32>) -> Result<(), FootprintError> {
+    let count = u32::try_from(writers.len()).unwrap_or(u32::MAX);
+    let mut tasks = Vec::new();
+    for (writer, frontend) in (0..count).zip(writers) {
+        let frontend = Arc::clone(frontend);
+        let keys = keys.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut key = keys.start + writer;
+            while key < keys.end {
                 let key_i32 = i32::try_from(key).unwrap_or(i32::MAX);
                 frontend.put(key_i32, key_i32).await?;
-                key += connections;
+                key += count;
             }
             Ok::<_, RpcError>(())
         }));
     }
-    for writer in writers {
-        writer.await.map_err(|e| FootprintError::Task(e.to_string()))??;
+    for task in tasks {
+        task.await.map_err(|e| FootprintError::Task(e.to_string()))??;
     }
     Ok(())
 }
