@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
-use kvs_proto::digest::Digests;
+use kvs_proto::digest::{Digests, range_of};
 use kvs_proto::{Entry, Key, Value};
 use parking_lot::{Mutex, RwLock};
 
@@ -208,6 +208,14 @@ impl Committed {
             .filter(|entry| (first..=last).contains(&entry.key))
             .map(|entry| (entry.key, (entry.value, entry.version)))
             .collect()
+    }
+
+    /// The committed pairs in the digest ranges `ranges` (see
+    /// [`kvs_proto::digest`]), as versioned entries ordered by key.
+    pub fn entries_in(&self, ranges: &[usize]) -> Vec<Entry> {
+        let mut entries = self.parts.sorted_entries();
+        entries.retain(|entry| ranges.contains(&range_of(entry.key)));
+        entries
     }
 
     /// The committed pairs of `keys` (those that hold one), as versioned entries.

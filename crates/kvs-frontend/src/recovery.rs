@@ -20,8 +20,13 @@
 //! `acceptDataLoss` ([`RecoveryWait::accept`]): then it rebuilds, best
 //! effort, from every server of the record that answers, and serves that.
 //!
-//! The servers it read from are sent the merged state (versions make that
-//! safe on top of what they hold) and become active again at once; every
+//! **Read once, resend only what differs.** The first such server's state
+//! is read whole; every other one is asked for its digests by key range
+//! ([`kvs_proto::digest`]) and only the ranges where it differs from the
+//! first are read from it. After the merge, each server is sent the merged
+//! pairs of the ranges where what it held differs from them (versions make
+//! that safe on top of what it holds) — servers that agree, the usual
+//! case, are sent nothing — and becomes active again at once; every
 //! other server is remembered as lost and is readmitted by a fresh catch-up
 //! as soon as it answers a heartbeat.
 //!
@@ -40,13 +45,14 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use kvs_proto::{Fence, ServerId, reply};
+use kvs_proto::digest::{Digests, range_bounds};
+use kvs_proto::{Entry, Fence, RpcError, ServerId, reply};
 use thiserror::Error;
 
 use crate::committed::Committed;
 use crate::config::Config;
 use crate::durable::{ClusterRecord, DurableError, RecordStore};
-use crate::transport::{ConnectError, Connector, ReplicaHandle};
+use crate::transport::{ConnectError, Connector, Replica, ReplicaHandle};
 
 /// Pairs fetched per `dumpState` call.
 const DUMP_PAGE: i32 = 65_536;
@@ -121,11 +127,42 @@ pub struct Recovered {
     /// The cluster's id and the new epoch.
     pub fence: Fence,
     pub committed: Arc<Committed>,
-    /// Servers whose state was read (with their boot ids): they hold every
-    /// acknowledged write.
-    pub sources: Vec<(ServerId, ReplicaHandle, Option<String>)>,
+    /// Servers whose state was read: they hold every acknowledged write.
+    pub sources: Vec<Source>,
     /// Every other server of the record, to readmit when it answers.
     pub others: Vec<(ServerId, ReplicaHandle)>,
+}
+
+/// A server recovery read from.
+pub struct Source {
+    pub id: ServerId,
+    pub client: ReplicaHandle,
+    /// Its boot id, where it gave one.
+    pub boot: Option<String>,
+    /// The digests of what it held.
+    pub held: Digests,
+}
+
+/// Reads a source's state into `gathered`: whole if it is the first
+/// (`first` is `None`), else only the key ranges where its digests differ
+/// from `first`'s. Returns the digests of what it holds.
+async fn read_source(
+    client: &dyn Replica,
+    first: Option<&Digests>,
+    gathered: &mut Vec<Entry>,
+) -> Result<Digests, RpcError> {
+    let Some(first) = first else {
+        let entries = client.dump_state(DUMP_PAGE).await?;
+        let digests = Digests::of(entries.iter().map(|entry| (entry.key, entry.value)));
+        gathered.extend(entries);
+        return Ok(digests);
+    };
+    let digests = client.digest().await?;
+    for range in first.differing(&digests) {
+        let (low, high) = range_bounds(range);
+        gathered.extend(client.dump_range(low, high, DUMP_PAGE).await?);
+    }
+    Ok(digests)
 }
 
 /// Reads the record, bumps the epoch and rebuilds the committed state,
@@ -158,6 +195,10 @@ pub async fn recover(
     // Every source's pairs, merged once at the end (highest version wins).
     let mut gathered = Vec::new();
     let mut sources = Vec::new();
+    // The digests of the first source's state, read whole, and of what
+    // each source held.
+    let mut first: Option<Digests> = None;
+    let mut held = BTreeMap::new();
     let started = Instant::now();
     let mut boots = BTreeMap::new();
     let mut said = false;
@@ -180,10 +221,12 @@ pub async fn recover(
                 ));
                 continue;
             }
-            match client.dump_state(DUMP_PAGE).await {
-                Ok(entries) => {
-                    tracing::info!(server = id, pairs = entries.len(), "state read");
-                    gathered.extend(entries);
+            let before = gathered.len();
+            match read_source(client.as_ref(), first.as_ref(), &mut gathered).await {
+                Ok(digests) => {
+                    tracing::info!(server = id, pairs = gathered.len() - before, "state read");
+                    first.get_or_insert_with(|| digests.clone());
+                    held.insert(*id, digests);
                     sources.push(*id);
                     if let Some(boot) = boot {
                         boots.insert(*id, boot);
@@ -233,7 +276,12 @@ pub async fn recover(
     let (sources, others): (Vec<_>, Vec<_>) = clients.into_iter().partition(|(id, _)| sources.contains(id));
     let sources = sources
         .into_iter()
-        .map(|(id, client)| (id, client, boots.remove(&id)))
+        .map(|(id, client)| Source {
+            id,
+            client,
+            boot: boots.remove(&id),
+            held: held.remove(&id).unwrap_or_default(),
+        })
         .collect();
     Ok(Recovered {
         fence,

@@ -106,14 +106,15 @@ impl Frontend {
             recovered
                 .sources
                 .iter()
-                .map(|(id, _, boot)| (*id, boot.clone()))
+                .map(|source| (source.id, source.boot.clone()))
                 .collect(),
         );
-        for (id, client, boot) in recovered.sources {
-            match frontend.catch_up.send_snapshot(client.as_ref()).await {
+        for source in recovered.sources {
+            let (id, client) = (source.id, source.client);
+            match frontend.catch_up.send_differing(client.as_ref(), &source.held).await {
                 Ok(pairs) => {
-                    tracing::info!(server = id, pairs, "recovered state sent; server active");
-                    frontend.log.admit_recovered(id, client, boot);
+                    tracing::info!(server = id, pairs, "recovered state sent where it differed; server active");
+                    frontend.log.admit_recovered(id, client, source.boot);
                 }
                 Err(error) => {
                     tracing::warn!(server = id, %error, "could not send the recovered state; server lost");
