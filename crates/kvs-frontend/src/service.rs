@@ -113,7 +113,11 @@ impl Frontend {
             let (id, client) = (source.id, source.client);
             match frontend.catch_up.send_differing(client.as_ref(), &source.held).await {
                 Ok(pairs) => {
-                    tracing::info!(server = id, pairs, "recovered state sent where it differed; server active");
+                    tracing::info!(
+                        server = id,
+                        pairs,
+                        "recovered state sent where it differed; server active"
+                    );
                     frontend.log.admit_recovered(id, client, source.boot);
                 }
                 Err(error) => {

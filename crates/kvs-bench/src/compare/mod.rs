@@ -354,12 +354,13 @@ impl CompareReport {
         }
         if let Some(open) = &self.open_loop {
             out.push_str(&format!(
-                "\nOpen loop, kvs 1 server, 50% mix at {} ops/s (half of {}): achieved {} ops/s, p50 {} ms, p99 {} ms, p99.9 {} ms, {} errors\n",
+                "\nOpen loop, kvs 1 server, 50% mix at {} ops/s (half of {}): achieved {} ops/s, p50 {} ms, p99 {} ms (each run: {} ms), p99.9 {} ms, {} errors\n",
                 results::thousands(open.rate),
                 results::thousands(open.peak),
                 results::thousands(open.stat.throughput),
                 results::millis(open.stat.p50_us),
                 results::millis(open.stat.p99_us),
+                open.p99s_ms(),
                 results::millis(open.stat.p999_us),
                 open.stat.errors
             ));

@@ -230,6 +230,25 @@ pub struct OpenLoop {
     pub samples: Vec<PhaseReport>,
 }
 
+impl OpenLoop {
+    /// How many runs had a p99 at or below `p99_us`.
+    pub fn runs_within(&self, p99_us: f64) -> usize {
+        self.samples
+            .iter()
+            .filter(|sample| sample.latency.p99_us as f64 <= p99_us)
+            .count()
+    }
+
+    /// Each run's p99 in ms, in run order: `a / b / c`.
+    pub fn p99s_ms(&self) -> String {
+        self.samples
+            .iter()
+            .map(|sample| format!("{:.2}", sample.latency.p99_us as f64 / 1000.0))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    }
+}
+
 /// Half the peak of kvs with 1 server on the put+get mix: the measured 50%
 /// mix if there is one, else the mix estimated from the put and get runs
 /// (each operation taking its own run's mean time).
@@ -330,14 +349,18 @@ fn vs_floor_verdict(rows: &[RatioRow], servers: &[usize], bench: Bench, minimum:
 
 fn open_loop_verdict(open_loop: Option<&OpenLoop>) -> JudgedTarget {
     let target = format!(
-        "p99 ≤ {:.0} ms at half the peak mix rate, 1 server, open loop",
+        "p99 ≤ {:.0} ms at half the peak mix rate, 1 server, open loop, on every run",
         OPEN_LOOP_P99_US / 1000.0
     );
     match open_loop {
         Some(run) if run.stat.runs > 0 => JudgedTarget {
-            met: Some(run.stat.p99_us <= OPEN_LOOP_P99_US && run.stat.errors == 0),
+            // Every run, not only the median: a tail that holds holds each time.
+            met: Some(run.runs_within(OPEN_LOOP_P99_US) == run.samples.len() && run.stat.errors == 0),
             detail: format!(
-                "p99 {:.2} ms at {:.0} ops/s (peak {:.0}){}",
+                "p99 within on {} of {} runs ({} ms), median {:.2} ms at {:.0} ops/s (peak {:.0}){}",
+                run.runs_within(OPEN_LOOP_P99_US),
+                run.samples.len(),
+                run.p99s_ms(),
                 run.stat.p99_us / 1000.0,
                 run.rate,
                 run.peak,
@@ -663,13 +686,30 @@ pub fn format_ratios(rows: &[RatioRow], benches: &[Bench]) -> String {
 /// Cores used by the generator, the target and everything else during each
 /// run (medians), as a Markdown table.
 pub fn format_cpu(medians: &Medians, benches: &[Bench]) -> String {
-    let columns = |b: &str| vec![format!("{b} generator / target / other")];
+    let columns = |b: &str| {
+        vec![
+            format!("{b} generator / target / other"),
+            format!("{b} target CPU µs/op"),
+        ]
+    };
     per_system_table(medians, benches, columns, |stat| {
-        vec![match stat.and_then(|s| s.cpu) {
+        let cores = match stat.and_then(|s| s.cpu) {
             Some(c) => format!("{:.2} / {:.2} / {:.2}", c.generator, c.target, c.other),
             None => "-".to_owned(),
-        }]
+        };
+        let per_op = match stat.and_then(|s| Some((s.cpu?, s.throughput))) {
+            Some((c, throughput)) if throughput > 0.0 => format!("{:.1}", cpu_us_per_op(c.target, throughput)),
+            _ => "-".to_owned(),
+        };
+        vec![cores, per_op]
     })
+}
+
+/// CPU time, in µs, that `cores` busy cores spend on each of `throughput`
+/// operations a second: for kvs, every process of the cluster (the
+/// frontend and all servers, from `/proc`).
+pub fn cpu_us_per_op(cores: f64, throughput: f64) -> f64 {
+    cores * 1e6 / throughput
 }
 
 /// The verdicts, one line each.
@@ -764,7 +804,7 @@ mod tests {
             peak: 600.0,
             rate: 300.0,
             stat: Stat::of([&report(300.0, 1500)]),
-            samples: vec![],
+            samples: vec![report(300.0, 1500)],
         };
         let verdicts = verdicts(&rows, &[1, 8], Some(&open));
         let met: Vec<Option<bool>> = verdicts.iter().map(|v| v.met).collect();
@@ -784,6 +824,27 @@ mod tests {
         );
         assert!(verdicts[0].detail.contains("10.0× at 8"));
         assert!(verdicts[2].detail.contains("69% at 8"));
+    }
+
+    #[test]
+    fn the_open_loop_target_needs_every_run_within() {
+        let samples = vec![report(300.0, 1500), report(300.0, 2500), report(300.0, 1800)];
+        let open = OpenLoop {
+            peak: 600.0,
+            rate: 300.0,
+            stat: Stat::of(&samples),
+            samples,
+        };
+        // The median p99 (1.8 ms) is within 2 ms; the second run is not.
+        assert_eq!(open.runs_within(OPEN_LOOP_P99_US), 2);
+        let verdict = open_loop_verdict(Some(&open));
+        assert_eq!(verdict.met, Some(false));
+        assert!(
+            verdict.detail.contains("on 2 of 3 runs (1.50 / 2.50 / 1.80 ms)"),
+            "{}",
+            verdict.detail
+        );
+        assert!((cpu_us_per_op(0.5, 25_000.0) - 20.0).abs() < 1e-9);
     }
 
     #[test]
