@@ -4,16 +4,22 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use kvs_frontend::FrontendError;
 use kvs_frontend::config::Config;
-use kvs_process as process;
+use kvs_process::{self as process, ProcessError};
 
 /// mimalloc: the request path allocates a little per call (hyper, XML-RPC
 /// values); it is measurably cheaper than the system allocator there.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     process::init_logging();
-    process::exit_code(kvs_frontend::run(Config::parse()).await)
+    let config = Config::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.runtime_threads())
+        .enable_all()
+        .build()
+        .map_err(|e| FrontendError::Process(ProcessError::Runtime(e)));
+    process::exit_code(runtime.and_then(|runtime| runtime.block_on(kvs_frontend::run(config))))
 }
