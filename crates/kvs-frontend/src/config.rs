@@ -25,8 +25,8 @@ pub struct Config {
     pub port: u16,
     /// Runtime worker threads; 0: half the cores this process may use, at
     /// least one. On a 2-core machine shared with the servers and clients,
-    /// one thread did 13–15% more puts with 8 servers, and 7% more with
-    /// one at 32 connections, than two (fewer cross-thread wakeups).
+    /// one thread did 13–15% more puts with 8 servers than two (fewer
+    /// cross-thread wake-ups), but two held the open-loop tail better.
     #[arg(long, default_value_t = 0, env = "KVS_WORKER_THREADS")]
     pub worker_threads: usize,
     /// How to reach server {id}: `{id}` and `{port}` (= server-port-base + id) are substituted.
