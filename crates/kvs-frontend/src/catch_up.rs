@@ -55,6 +55,11 @@ pub enum CatchUpError {
     Dropped(ServerId),
     #[error("server {0} holds every acknowledged write and the data folder cannot record that it is emptied")]
     Unrecorded(ServerId),
+    #[error(
+        "server {0} holds every acknowledged write, but the data folder cannot record that it alone serves them: \
+         not revived until it can"
+    )]
+    RevivalUnrecorded(ServerId),
 }
 
 impl CatchUpError {
@@ -64,7 +69,10 @@ impl CatchUpError {
             CatchUpError::Unreachable { source, .. } | CatchUpError::Transfer { source, .. } => {
                 source.fault().map(|f| f.code())
             }
-            CatchUpError::Join(_) | CatchUpError::Dropped(_) | CatchUpError::Unrecorded(_) => None,
+            CatchUpError::Join(_)
+            | CatchUpError::Dropped(_)
+            | CatchUpError::Unrecorded(_)
+            | CatchUpError::RevivalUnrecorded(_) => None,
         }
     }
 }
@@ -258,6 +266,9 @@ impl CatchUp {
     /// sent to it, and it is active at once.
     pub async fn revive(&self, id: ServerId, client: ReplicaHandle, boot: Option<String>) -> Result<(), CatchUpError> {
         let _claim = self.claim(id)?;
+        if !self.log.keep_only_holder(id) {
+            return Err(self.refused(CatchUpError::RevivalUnrecorded(id)));
+        }
         let held = client
             .dump_state(REVIVE_PAGE)
             .await

@@ -57,7 +57,7 @@ use crate::transport::{ConnectError, Connector, Replica, ReplicaHandle};
 /// Pairs fetched per `dumpState` call.
 const DUMP_PAGE: i32 = 65_536;
 /// Pause between rounds of trying to reach a recovery source.
-const RETRY_PAUSE: Duration = Duration::from_millis(500);
+pub const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 /// Why the frontend could not recover.
 #[derive(Debug, Error)]
@@ -96,7 +96,7 @@ impl RecoveryWait {
         self.status.lock().clone()
     }
 
-    fn set_status(&self, status: String) {
+    pub fn set_status(&self, status: String) {
         *self.status.lock() = status;
     }
 
@@ -131,6 +131,8 @@ pub struct Recovered {
     pub sources: Vec<Source>,
     /// Every other server of the record, to readmit when it answers.
     pub others: Vec<(ServerId, ReplicaHandle)>,
+    /// The record as it is on disk now (the new epoch's).
+    pub record: ClusterRecord,
 }
 
 /// A server recovery read from.
@@ -288,5 +290,6 @@ pub async fn recover(
         committed,
         sources,
         others,
+        record,
     })
 }

@@ -759,8 +759,22 @@ impl ReplicationLog {
 
     /// A restarted frontend's recovery sources: they hold every
     /// acknowledged write (see [`crate::recovery`]).
-    pub fn set_holders(&self, holders: BTreeMap<ServerId, Option<String>>) {
-        self.state.lock().holders = holders;
+    /// `recorded` is the record on disk as recovery left it.
+    pub fn set_holders(&self, holders: BTreeMap<ServerId, Option<String>>, recorded: ClusterRecord) {
+        let mut state = self.state.lock();
+        state.holders = holders;
+        state.recorded = recorded;
+    }
+
+    /// Writes the membership to the data folder now if it differs from
+    /// what is there; the error while it cannot.
+    pub fn record_now(&self) -> Result<(), String> {
+        let mut state = self.state.lock();
+        self.record(&mut state);
+        match &state.unrecorded {
+            Some(error) => Err(error.clone()),
+            None => Ok(()),
+        }
     }
 
     /// Server `id` is about to be emptied for a catch-up: it stops counting
@@ -779,6 +793,30 @@ impl ReplicationLog {
             state.holders.insert(id, boot);
         }
         released
+    }
+
+    /// Server `id`, a holder, is about to be revived while no server is
+    /// active: its pairs will be merged into the committed state (any
+    /// write it holds that failed then becomes readable), so from here on
+    /// it alone is known to hold everything readable — on disk first. False
+    /// if the record on disk cannot say so: the server must not be revived
+    /// then (a restarted frontend could recover from another holder that
+    /// lacks what the revival made readable).
+    pub fn keep_only_holder(&self, id: ServerId) -> bool {
+        if self.durable.is_none() {
+            return true;
+        }
+        let mut state = self.state.lock();
+        let Some(boot) = state.holders.get(&id).cloned() else {
+            return false;
+        };
+        let before = std::mem::replace(&mut state.holders, BTreeMap::from([(id, boot)]));
+        self.record(&mut state);
+        let kept = state.recorded.active == [id];
+        if !kept {
+            state.holders = before;
+        }
+        kept
     }
 
     /// How lost server `id`, answering with `boot`, is to be readmitted.

@@ -108,6 +108,7 @@ impl Frontend {
                 .iter()
                 .map(|source| (source.id, source.boot.clone()))
                 .collect(),
+            recovered.record,
         );
         for source in recovered.sources {
             let (id, client) = (source.id, source.client);
@@ -128,6 +129,18 @@ impl Frontend {
         }
         for (id, client) in recovered.others {
             frontend.log.add_lost(id, client);
+        }
+        // The merged state may hold writes that failed (a source had them):
+        // once readable, they must be on every server a later recovery may
+        // read from. So nothing is served until the record names only the
+        // servers that hold the merged state.
+        while let Err(error) = frontend.log.record_now() {
+            wait.set_status(format!(
+                "recovering: the data folder cannot record which servers hold the recovered state ({error}); \
+                 serving nothing until it can"
+            ));
+            tracing::warn!(%error, "cannot record the recovered membership; retrying");
+            tokio::time::sleep(recovery::RETRY_PAUSE).await;
         }
         Ok(frontend)
     }
@@ -463,7 +476,7 @@ impl From<CatchUpError> for Fault {
             CatchUpError::Unreachable { .. } | CatchUpError::Transfer { .. } | CatchUpError::Dropped(_) => {
                 fault::SERVER_UNREACHABLE
             }
-            CatchUpError::Unrecorded(_) => fault::NOT_RECORDED,
+            CatchUpError::Unrecorded(_) | CatchUpError::RevivalUnrecorded(_) => fault::NOT_RECORDED,
         });
         Fault::new(code, error.to_string())
     }
