@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
-use kvs_proto::digest::{Digests, range_of};
+use kvs_proto::digest::{Digests, range_bounds};
 use kvs_proto::{Entry, Key, Value};
 use parking_lot::{Mutex, RwLock};
 
@@ -95,6 +95,16 @@ impl Settled {
     fn pairs(&self) -> impl Iterator<Item = (Key, Value)> + '_ {
         self.chunks.iter().flat_map(|chunk| chunk.iter().copied())
     }
+
+    /// The settled pairs with keys in `first ..= last`, ordered by key.
+    fn pairs_in(&self, first: Key, last: Key) -> impl Iterator<Item = (Key, Value)> + '_ {
+        let chunks = self.chunks.get(self.chunk_of(first)..).unwrap_or_default();
+        chunks
+            .iter()
+            .flat_map(|chunk| chunk.iter().copied())
+            .skip_while(move |pair| pair.0 < first)
+            .take_while(move |pair| pair.0 <= last)
+    }
 }
 
 impl Committed {
@@ -149,7 +159,10 @@ impl Committed {
         let recent = parts.sorted_recent();
         let (ours, upto) = {
             let settled = parts.settled.read();
-            (merge_versioned(&settled, &recent), settled.upto)
+            (
+                merge_versioned(settled.pairs(), settled.len, settled.upto, &recent),
+                settled.upto,
+            )
         };
         let upto = incoming
             .iter()
@@ -203,9 +216,8 @@ impl Committed {
     /// The committed pairs with keys in `first ..= last`.
     pub fn range(&self, first: Key, last: Key) -> BTreeMap<Key, (Value, u64)> {
         self.parts
-            .sorted_entries()
+            .sorted_entries_in(first, last)
             .into_iter()
-            .filter(|entry| (first..=last).contains(&entry.key))
             .map(|entry| (entry.key, (entry.value, entry.version)))
             .collect()
     }
@@ -213,8 +225,14 @@ impl Committed {
     /// The committed pairs in the digest ranges `ranges` (see
     /// [`kvs_proto::digest`]), as versioned entries ordered by key.
     pub fn entries_in(&self, ranges: &[usize]) -> Vec<Entry> {
-        let mut entries = self.parts.sorted_entries();
-        entries.retain(|entry| ranges.contains(&range_of(entry.key)));
+        let mut entries: Vec<Entry> = ranges
+            .iter()
+            .flat_map(|range| {
+                let (first, last) = range_bounds(*range);
+                self.parts.sorted_entries_in(first, last)
+            })
+            .collect();
+        entries.sort_unstable_by_key(|entry| entry.key);
         entries
     }
 
@@ -346,9 +364,16 @@ impl Parts {
 
     /// The pairs of `recent`, versioned, ordered by key.
     fn sorted_recent(&self) -> Vec<Entry> {
+        self.sorted_recent_in(Key::MIN, Key::MAX)
+    }
+
+    /// The pairs of `recent` with keys in `first ..= last`, versioned,
+    /// ordered by key.
+    fn sorted_recent_in(&self, first: Key, last: Key) -> Vec<Entry> {
         let mut recent: Vec<Entry> = self
             .recent
             .iter()
+            .filter(|pair| (first..=last).contains(pair.key()))
             .map(|pair| Entry {
                 key: *pair.key(),
                 value: pair.value().0,
@@ -362,8 +387,17 @@ impl Parts {
     /// Every pair, versioned, ordered by key (`recent` read first, so a
     /// pair a merge moves meanwhile is found in `settled`).
     fn sorted_entries(&self) -> Vec<Entry> {
-        let recent = self.sorted_recent();
-        merge_versioned(&self.settled.read(), &recent)
+        self.sorted_entries_in(Key::MIN, Key::MAX)
+    }
+
+    /// The pairs with keys in `first ..= last`, versioned, ordered by key
+    /// (read as [`Parts::sorted_entries`] reads them).
+    fn sorted_entries_in(&self, first: Key, last: Key) -> Vec<Entry> {
+        let recent = self.sorted_recent_in(first, last);
+        let settled = self.settled.read();
+        let whole = (first, last) == (Key::MIN, Key::MAX);
+        let capacity = if whole { settled.len } else { 0 };
+        merge_versioned(settled.pairs_in(first, last), capacity, settled.upto, &recent)
     }
 }
 
@@ -372,12 +406,17 @@ fn count_pairs(chunks: &[Vec<(Key, Value)>]) -> usize {
     chunks.iter().map(|chunk| chunk.len()).sum()
 }
 
-/// `settled`'s pairs (versioned `upto`) and `recent`, which shadows them,
-/// as one key-sorted run.
-fn merge_versioned(settled: &Settled, recent: &[Entry]) -> Vec<Entry> {
-    let mut entries = Vec::with_capacity(settled.len + recent.len());
+/// Settled pairs (versioned `upto`; about `capacity` of them) and
+/// `recent`, which shadows them, as one key-sorted run.
+fn merge_versioned(
+    settled: impl Iterator<Item = (Key, Value)>,
+    capacity: usize,
+    upto: u64,
+    recent: &[Entry],
+) -> Vec<Entry> {
+    let mut entries = Vec::with_capacity(capacity + recent.len());
     let mut newer = recent.iter().copied().peekable();
-    for (key, value) in settled.pairs() {
+    for (key, value) in settled {
         while let Some(entry) = newer.next_if(|entry| entry.key < key) {
             entries.push(entry);
         }
@@ -386,7 +425,7 @@ fn merge_versioned(settled: &Settled, recent: &[Entry]) -> Vec<Entry> {
             None => entries.push(Entry {
                 key,
                 value,
-                version: settled.upto,
+                version: upto,
             }),
         }
     }
@@ -428,6 +467,21 @@ mod tests {
 
     fn entry(key: Key, value: Value, version: u64) -> Entry {
         Entry { key, value, version }
+    }
+
+    /// The settled chunks: counted right, none empty or oversized, keys
+    /// strictly increasing across them.
+    fn assert_chunks_well_formed(committed: &Committed) {
+        let settled = committed.parts.settled.read();
+        assert_eq!(settled.len, count_pairs(&settled.chunks));
+        assert!(
+            settled
+                .chunks
+                .iter()
+                .all(|chunk| !chunk.is_empty() && chunk.len() <= 2 * CHUNK)
+        );
+        let pairs: Vec<(Key, Value)> = settled.pairs().collect();
+        assert!(pairs.windows(2).all(|pair| pair[0].0 < pair[1].0));
     }
 
     #[test]
@@ -504,22 +558,7 @@ mod tests {
             assert!(entry.version >= own, "{entry:?}");
             assert_eq!(entry.value, entry.key * 10 + 2);
         }
-        let settled = committed.parts.settled.read();
-        assert_eq!(settled.len, count_pairs(&settled.chunks));
-        assert!(
-            settled
-                .chunks
-                .iter()
-                .all(|chunk| !chunk.is_empty() && chunk.len() <= 2 * CHUNK)
-        );
-        assert!(
-            settled
-                .pairs()
-                .collect::<Vec<_>>()
-                .windows(2)
-                .all(|pair| pair[0].0 < pair[1].0)
-        );
-        drop(settled);
+        assert_chunks_well_formed(&committed);
         let digests = committed.digests();
         let mut expected = Digests::default();
         (0..keys).for_each(|key| expected.add(key, key * 10 + 2));
@@ -542,16 +581,7 @@ mod tests {
             committed.apply(&entry(key, 2, version));
         }
         committed.settle();
-        let settled = committed.parts.settled.read();
-        assert!(
-            settled
-                .pairs()
-                .collect::<Vec<_>>()
-                .windows(2)
-                .all(|pair| pair[0].0 < pair[1].0)
-        );
-        assert!(settled.chunks.iter().all(|chunk| chunk.len() <= 2 * CHUNK));
-        drop(settled);
+        assert_chunks_well_formed(&committed);
         for key in 0..150_000 {
             let expected = if (150_000 - 1 - key) % 3 == 0 {
                 Some(2)
@@ -563,6 +593,15 @@ mod tests {
             assert_eq!(committed.get(key), expected, "key {key}");
         }
         assert_eq!(committed.len(), committed.snapshot().len());
+        // A range read across chunk boundaries matches the whole snapshot's slice.
+        let slice: Vec<Key> = committed
+            .snapshot()
+            .iter()
+            .map(|entry| entry.key)
+            .filter(|key| (99_990..=120_010).contains(key))
+            .collect();
+        let range: Vec<Key> = committed.range(99_990, 120_010).into_keys().collect();
+        assert_eq!(range, slice);
     }
 
     #[test]

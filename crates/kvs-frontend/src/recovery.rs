@@ -197,9 +197,7 @@ pub async fn recover(
     // Every source's pairs, merged once at the end (highest version wins).
     let mut gathered = Vec::new();
     let mut sources = Vec::new();
-    // The digests of the first source's state, read whole, and of what
-    // each source held.
-    let mut first: Option<Digests> = None;
+    // The digests of what each source held (the first was read whole).
     let mut held = BTreeMap::new();
     let started = Instant::now();
     let mut boots = BTreeMap::new();
@@ -224,10 +222,10 @@ pub async fn recover(
                 continue;
             }
             let before = gathered.len();
-            match read_source(client.as_ref(), first.as_ref(), &mut gathered).await {
+            let first = sources.first().and_then(|first| held.get(first));
+            match read_source(client.as_ref(), first, &mut gathered).await {
                 Ok(digests) => {
                     tracing::info!(server = id, pairs = gathered.len() - before, "state read");
-                    first.get_or_insert_with(|| digests.clone());
                     held.insert(*id, digests);
                     sources.push(*id);
                     if let Some(boot) = boot {

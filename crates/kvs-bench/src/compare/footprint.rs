@@ -90,13 +90,12 @@ pub async fn measure(bins: Binaries, keys: u32, connections: u32) -> Result<Foot
     write_keys(&writers, 0..keys / 10).await?;
     tokio::time::sleep(SETTLE_WAIT).await;
     let tenth = (rss(frontend_pid, "the frontend")?, rss(server_pid, "server 0")?);
-    let paused = started.elapsed();
     write_keys(&writers, keys / 10..keys).await?;
     let load_time = started.elapsed().saturating_sub(SETTLE_WAIT);
     let loaded = (rss(frontend_pid, "the frontend")?, rss(server_pid, "server 0")?);
     tokio::time::sleep(SETTLE_WAIT).await;
     let all = (rss(frontend_pid, "the frontend")?, rss(server_pid, "server 0")?);
-    drop((writers, paused));
+    drop(writers);
 
     let id = cluster.start_server().await?;
     let started = Instant::now();
