@@ -43,6 +43,17 @@ pub struct ClusterRecord {
     /// lost what it held, so recovery must not read from it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub boots: BTreeMap<ServerId, String>,
+    /// No server holds the acknowledged writes: the last ones that did
+    /// restarted empty, or were emptied for a catch-up, while none was
+    /// active, so only the frontend that wrote this record had them (in
+    /// memory). A restarted frontend must then refuse to serve, never start
+    /// empty as if no write had been acknowledged (`active` is empty then).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub unheld: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// Why the record could not be read or written.
@@ -122,6 +133,7 @@ mod tests {
             active: vec![0, 2],
             lost: vec![1],
             boots: BTreeMap::from([(0, "b0".to_owned())]),
+            unheld: false,
         };
         data.store(&record)?;
         assert_eq!(data.load()?, record);

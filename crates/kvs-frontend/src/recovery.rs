@@ -10,7 +10,10 @@
 //! provided it is the same process: the record keeps each active server's
 //! boot id (a durable server's is its data folder's identity, kept across
 //! restarts), and one that answers with another has restarted empty and is
-//! not read from (it is readmitted by catch-up later).
+//! not read from (it is readmitted by catch-up later). If every server that
+//! held the acknowledged writes restarted empty while the old frontend
+//! lived, they were in its memory only, and its record says so
+//! ([`ClusterRecord::unheld`]): recovery then waits as below.
 //!
 //! **Never a silent empty store.** Until one such server answers, the
 //! frontend serves nothing from the data: every method answers fault
@@ -202,8 +205,15 @@ pub async fn recover(
     let started = Instant::now();
     let mut boots = BTreeMap::new();
     let mut said = false;
-    while !record.active.is_empty() && sources.is_empty() && !wait.is_accepted() {
+    while (!record.active.is_empty() || record.unheld) && sources.is_empty() && !wait.is_accepted() {
         let mut missing = Vec::new();
+        if record.unheld {
+            missing.push(
+                "every server that held them restarted empty before the last frontend copied them back; it had \
+                 the only copy"
+                    .to_owned(),
+            );
+        }
         for id in &record.active {
             let client = &clients[id];
             let boot = match client.heartbeat().await {
@@ -256,9 +266,9 @@ pub async fn recover(
     }
 
     if sources.is_empty() && !(record.active.is_empty() && record.lost.is_empty()) {
-        // Either no server was active at the crash (so no write was
-        // acknowledged since the last one failed), or the operator accepted
-        // the loss: rebuild, best effort, from what every server holds.
+        // Either no server has been active yet (so no write was
+        // acknowledged), or the operator accepted the loss: rebuild, best
+        // effort, from what every server holds.
         if wait.is_accepted() {
             tracing::error!(active = ?record.active, "the operator accepted the loss of the acknowledged writes: \
                 rebuilding from what the servers hold now");

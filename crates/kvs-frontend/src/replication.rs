@@ -137,6 +137,10 @@ struct LogState {
     /// neither reset nor removed since. The record lists these as `active`,
     /// the servers a restarted frontend recovers from.
     holders: BTreeMap<ServerId, Option<String>>,
+    /// The last holders lost what they held (restarted empty, or emptied
+    /// for a catch-up) while none was active: only this frontend has the
+    /// acknowledged writes, and the record says so while `holders` is empty.
+    unheld: bool,
     /// Why the current membership could not be written, while it cannot:
     /// the commit point then stays where it is (see step 4).
     unrecorded: Option<String>,
@@ -269,6 +273,7 @@ impl ReplicationLog {
                     ..ClusterRecord::default()
                 },
                 holders: BTreeMap::new(),
+                unheld: false,
                 unrecorded: None,
                 delta_floor: base,
                 distrusted: BTreeSet::new(),
@@ -725,6 +730,7 @@ impl ReplicationLog {
             let boots = state.members.active_boots();
             state.holders = active.iter().map(|id| (*id, boots.get(id).cloned())).collect();
         }
+        state.unheld &= state.holders.is_empty();
         let record = ClusterRecord {
             cluster: self.fence.cluster,
             epoch: self.fence.epoch,
@@ -735,6 +741,7 @@ impl ReplicationLog {
                 .iter()
                 .filter_map(|(id, boot)| Some((*id, boot.clone()?)))
                 .collect(),
+            unheld: state.unheld,
         };
         if record == state.recorded {
             state.unrecorded = None;
@@ -787,6 +794,7 @@ impl ReplicationLog {
         if held.is_none() && !state.recorded.active.contains(&id) {
             return true;
         }
+        state.unheld |= state.holders.is_empty();
         self.record(&mut state);
         let released = !state.recorded.active.contains(&id);
         if let (false, Some(boot)) = (released, held) {
@@ -840,6 +848,7 @@ impl ReplicationLog {
                 "a server holding every acknowledged write restarted: it holds nothing now"
             );
             state.holders.remove(&id);
+            state.unheld |= state.holders.is_empty();
             self.record(&mut state);
         }
         // Holders that were removed are not probed and never come back on

@@ -470,3 +470,47 @@ async fn recover_the_last_server_holding_the_writes_is_revived_not_emptied() -> 
     world.stop().await;
     Ok(())
 }
+
+#[tokio::test(start_paused = true)]
+async fn recover_refuses_when_the_last_holder_restarted_empty_and_the_frontend_crashed_before_refilling_it()
+-> TestResult {
+    // Slow calls, so the catch-up that refills the server takes a while.
+    let (world, frontend) = cluster(1, 1024, 1, 50).await?;
+    write_concurrently(&frontend, 2, 10, 8).await?;
+    // The only server restarts: a new, empty process under the same id.
+    world.network().set_status(0, Status::Down);
+    world.network().set_status(0, Status::Up);
+    let unheld = eventually(Duration::from_secs(2), async || world.disk().record().unheld).await;
+    assert!(unheld, "the record says no server holds the acknowledged writes");
+    assert!(world.disk().record().active.is_empty());
+    // The frontend dies before the catch-up is done: its memory held the
+    // only copy. Its successor must refuse, not serve a store without them.
+    world.network().set_status(0, Status::Partitioned);
+    world.crash_frontend().await;
+    world.network().set_status(0, Status::Up);
+    world.start_frontend().await;
+    assert!(world.frontend().is_none(), "no frontend serves");
+    assert_eq!(world.unrecoverable.get(), 1, "the schedule is unrecoverable");
+    world.stop().await;
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn recover_after_the_last_holder_was_refilled_serves_every_acknowledged_write() -> TestResult {
+    let (world, frontend) = cluster(1, 1024, 1, 1).await?;
+    write_concurrently(&frontend, 2, 10, 8).await?;
+    let expected = committed(&frontend, 0..8).await?;
+    world.network().set_status(0, Status::Down);
+    world.network().set_status(0, Status::Up);
+    let refilled = eventually(Duration::from_secs(5), async || {
+        world.network().pairs(0) == expected && !world.disk().record().unheld && world.disk().record().active == [0]
+    })
+    .await;
+    assert!(refilled, "caught up from the frontend's memory and recorded as holder");
+    world.crash_frontend().await;
+    world.start_frontend().await;
+    let restarted = world.frontend().ok_or("no frontend after the restart")?;
+    assert_eq!(committed(&restarted, 0..8).await?, expected);
+    world.stop().await;
+    Ok(())
+}

@@ -63,7 +63,9 @@ struct SimulateArgs {
     /// The first seed.
     #[arg(long, default_value_t = 1)]
     first_seed: u64,
-    /// Replay this one schedule and print its whole history.
+    /// Replay this one schedule and print its whole history (with
+    /// `RUST_LOG=kvs_bench::simulate=info,kvs_frontend=info`, also the
+    /// nemesis's faults at their simulated times and the frontend's log).
     #[arg(long, conflicts_with_all = ["seeds", "first_seed"])]
     seed: Option<u64>,
     /// Start no schedule after the first that fails (the lowest failing

@@ -141,6 +141,7 @@ impl Network {
             node.incarnation += 1;
         }
         node.status = status;
+        tracing::info!(target: "kvs_bench::simulate", server = id, ?status, "server status");
         node.changes.raise(node.changes.get() + 1);
     }
 

@@ -163,6 +163,7 @@ impl World {
             return;
         };
         running.crashed.raise(1);
+        tracing::info!(target: "kvs_bench::simulate", at_ms = self.now_ns() / 1_000_000, "frontend crashed");
         running.frontend.shutdown().await;
     }
 
@@ -255,6 +256,7 @@ impl World {
             let pick = usize::try_from(self.random_range(0..self.spec.faults.len() as u64)).unwrap_or(0);
             let kind = self.spec.faults[pick];
             if let Some(heal) = self.inject(kind).await {
+                tracing::info!(target: "kvs_bench::simulate", at_ms = self.now_ns() / 1_000_000, fault = ?kind, "fault injected");
                 self.faults.lock().push(kind);
                 healing.spawn(heal);
             }
