@@ -50,6 +50,11 @@ pub struct ClusterRecord {
     /// empty as if no write had been acknowledged (`active` is empty then).
     #[serde(default, skip_serializing_if = "is_false")]
     pub unheld: bool,
+    /// Where the frontend of `epoch` held the data folder (see
+    /// [`RecordStore::holder`]): a successor that finds its own holder here
+    /// knows that frontend has ended, and need not wait out its lease.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -75,6 +80,12 @@ pub trait RecordStore: Send + Sync {
     /// Replaces the record atomically and durably, unless the stored one
     /// has a newer epoch ([`DurableError::Superseded`]).
     fn store(&self, record: &ClusterRecord) -> Result<(), DurableError>;
+    /// Who holds the store, told apart well enough that a process finding
+    /// its predecessor's holder equal to its own knows that predecessor has
+    /// ended ([`LockedFolder::holder`]); `None` where that cannot be told.
+    fn holder(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The frontend's data folder, locked for this process.
@@ -116,6 +127,10 @@ impl RecordStore for DataDir {
         let bytes = serde_json::to_vec_pretty(record).map_err(|source| DurableError::Corrupt { path, source })?;
         Ok(self.folder.replace(RECORD_FILE, &bytes)?)
     }
+
+    fn holder(&self) -> Option<String> {
+        self.folder.holder()
+    }
 }
 
 #[cfg(test)]
@@ -134,6 +149,7 @@ mod tests {
             lost: vec![1],
             boots: BTreeMap::from([(0, "b0".to_owned())]),
             unheld: false,
+            holder: Some("boot/1:2".to_owned()),
         };
         data.store(&record)?;
         assert_eq!(data.load()?, record);

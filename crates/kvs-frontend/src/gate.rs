@@ -136,7 +136,7 @@ mod tests {
         let config =
             Config::try_parse_from(["kvs-frontend", "--server-url", "http://no server/{id}"]).expect("options");
         let connector = Arc::new(config.connector());
-        let fence = Fence { cluster: 1, epoch: 0 };
+        let fence = Fence::new(1, 0);
         Arc::new(Frontend::new(
             config,
             connector,

@@ -110,10 +110,7 @@ async fn open(gate: &Gate, config: Config, data: Option<Arc<DataDir>>) -> Result
         Some(data) => Frontend::recover(config, connector, data, gate.wait()).await?,
         None => {
             // No data folder: a cluster of its own for this process's life.
-            let fence = Fence {
-                cluster: new_cluster_id(),
-                epoch: 0,
-            };
+            let fence = Fence::new(new_cluster_id(), 0);
             Frontend::new(config, connector, fence, Arc::new(Committed::default()), None)
         }
     };

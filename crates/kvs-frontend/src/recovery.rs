@@ -180,16 +180,20 @@ pub async fn recover(
     wait: &RecoveryWait,
 ) -> Result<Recovered, RecoveryError> {
     let mut record: ClusterRecord = data.load()?;
+    let holder = data.holder();
+    // The previous frontend held this store where this one does: it has ended.
+    let ended = (record.epoch > 0 && holder.is_some() && record.holder == holder).then_some(record.epoch);
     record.epoch += 1;
+    record.holder = holder;
     if record.cluster == 0 {
         record.cluster = crate::new_cluster_id();
     }
     data.store(&record)?;
     let fence = Fence {
-        cluster: record.cluster,
-        epoch: record.epoch,
+        ended,
+        ..Fence::new(record.cluster, record.epoch)
     };
-    tracing::info!(epoch = record.epoch, active = ?record.active, lost = ?record.lost, "recovering");
+    tracing::info!(epoch = record.epoch, active = ?record.active, lost = ?record.lost, predecessor_ended = ended.is_some(), "recovering");
 
     let mut clients = BTreeMap::new();
     for id in record.active.iter().chain(&record.lost) {

@@ -742,6 +742,7 @@ impl ReplicationLog {
                 .filter_map(|(id, boot)| Some((*id, boot.clone()?)))
                 .collect(),
             unheld: state.unheld,
+            holder: state.recorded.holder.clone(),
         };
         if record == state.recorded {
             state.unrecorded = None;

@@ -648,3 +648,55 @@ async fn a_state_large_enough_to_merge_reads_joins_scrubs_and_recovers_right() -
     let _ = std::fs::remove_dir_all(&data_dir);
     Ok(())
 }
+
+/// How many calls server `id` refused because another frontend's lease held it.
+async fn lease_refusals(cluster: &LocalCluster, id: i32) -> Result<u64, Box<dyn std::error::Error>> {
+    let metrics = http_get(&cluster.server_url(id)?, kvs_proto::serve::METRICS_PATH).await?;
+    let line = metrics
+        .lines()
+        .find(|line| line.starts_with("kvs_refused_total{") && line.contains("reason=\"lease_held\""));
+    Ok(match line {
+        Some(line) => line.split_whitespace().last().ok_or("no value")?.parse()?,
+        None => 0,
+    })
+}
+
+#[tokio::test]
+async fn frontend_restarted_on_its_own_folder_takes_over_at_once_but_not_from_a_copy() -> TestResult {
+    let data_dir = std::env::temp_dir().join(format!("kvs-frontend-successor-{}", std::process::id()));
+    let copy_dir = data_dir.with_extension("copy");
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let _ = std::fs::remove_dir_all(&copy_dir);
+    let data_arg = data_dir.to_string_lossy().into_owned();
+    let mut cluster = start(2, &["--data-dir", &data_arg]).await;
+    let frontend = cluster.frontend()?;
+    frontend.put(1, 10).await?;
+
+    // Killed and restarted on the same folder on this machine: the servers
+    // hear that its predecessor ended and follow it without a refusal.
+    cluster.kill_frontend().await?;
+    cluster.start_frontend().await?;
+    assert_eq!(frontend.get(1).await?, "1:10");
+    frontend.put(1, 11).await?;
+    for id in 0..2 {
+        assert_eq!(lease_refusals(&cluster, id).await?, 0, "server {id} waited out a lease");
+    }
+
+    // From a copy of the folder (another node's, say) it cannot know: it
+    // waits out the lease of the frontend it replaces.
+    cluster.kill_frontend().await?;
+    std::fs::create_dir_all(&copy_dir)?;
+    std::fs::copy(data_dir.join("cluster.json"), copy_dir.join("cluster.json"))?;
+    let copy_arg = copy_dir.to_string_lossy().into_owned();
+    cluster = cluster.with_frontend_args(&["--data-dir", &copy_arg]);
+    cluster.start_frontend().await?;
+    assert_eq!(frontend.get(1).await?, "1:11");
+    let mut refused = 0;
+    for id in 0..2 {
+        refused += lease_refusals(&cluster, id).await?;
+    }
+    assert!(refused > 0, "no server refused the newcomer while the lease held");
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let _ = std::fs::remove_dir_all(&copy_dir);
+    Ok(())
+}

@@ -68,10 +68,7 @@ async fn start(data: &Path, servers: usize, secret: Option<&str>) -> Result<Loca
 fn recorded_fence(data: &Path) -> Result<Fence, Box<dyn std::error::Error>> {
     let record: serde_json::Value = serde_json::from_slice(&std::fs::read(data.join("cluster.json"))?)?;
     let field = |name: &str| record[name].as_u64().ok_or(format!("no {name} in the record"));
-    Ok(Fence {
-        cluster: field("cluster")?,
-        epoch: field("epoch")?,
-    })
+    Ok(Fence::new(field("cluster")?, field("epoch")?))
 }
 
 async fn expect_pairs(cluster: &LocalCluster, servers: &[i32], expected: &str) -> TestResult {

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use thiserror::Error;
 
 const LOCK_FILE: &str = "lock";
+/// The running kernel's boot id (Linux).
+const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 
 /// Why the folder could not be opened or a file in it written.
 #[derive(Debug, Error)]
@@ -59,6 +61,19 @@ impl LockedFolder {
             dir: dir.to_owned(),
             _lock: Arc::new(lock),
         })
+    }
+
+    /// Who holds this folder's lock: the running kernel's boot id and the
+    /// folder's device and inode. Two processes get the same answer only if
+    /// they locked this very folder under this very kernel, where a lock is
+    /// released only when its holder ends: a process holding the lock that
+    /// finds its predecessor's answer equal to its own knows that
+    /// predecessor has ended. `None` where the boot id cannot be read.
+    pub fn holder(&self) -> Option<String> {
+        use std::os::unix::fs::MetadataExt;
+        let boot = fs::read_to_string(BOOT_ID).ok()?;
+        let folder = fs::metadata(&self.dir).ok()?;
+        Some(format!("{}/{}:{}", boot.trim(), folder.dev(), folder.ino()))
     }
 
     /// The folder.

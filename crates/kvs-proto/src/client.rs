@@ -275,7 +275,7 @@ impl ServerClient {
     pub fn new(url: &str, timeout: Option<Duration>) -> Result<Self, RpcError> {
         Ok(ServerClient {
             rpc: RpcClient::new(url, timeout)?,
-            fence: Fence { cluster: 0, epoch: 0 }.to_wire(),
+            fence: Fence::new(0, 0).to_wire(),
         })
     }
     /// Shows `secret` with every call, for the guarded methods.

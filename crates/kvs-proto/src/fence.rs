@@ -20,6 +20,14 @@
 //! time a successor can commit a write, its predecessor has stopped
 //! answering reads.
 //!
+//! Unless the successor knows its predecessor has ended: a frontend that
+//! holds the data folder its predecessor held, on the same running kernel
+//! (see `kvs_frontend::durable`), knows that process is gone — a folder's
+//! lock is released only when its holder ends — and says so in its fence
+//! ([`Fence::ended`]). A server still following exactly that epoch then
+//! lets the successor take over at once: a process that has ended answers
+//! no read. Any older epoch is still waited out.
+//!
 //! Versions are `epoch << EPOCH_SHIFT | sequence number`, so a batch whose
 //! versions or stable point belong to a later epoch than its sender's could
 //! not have come from that sender, and is refused.
@@ -39,20 +47,37 @@ pub const READ_LEASE: Duration = Duration::from_millis(2000);
 pub const LEASE_HOLD: Duration = Duration::from_millis(3000);
 
 /// A frontend's identity on the wire: its cluster and its epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Fence {
     /// The cluster, drawn at random when a frontend first starts (0: a tool's call).
     pub cluster: u64,
     /// Raised at every start of a frontend with a data folder.
     pub epoch: u64,
+    /// The epoch before this one, when this frontend knows that frontend's
+    /// process has ended (see the module doc); below `epoch`.
+    pub ended: Option<u64>,
 }
 
 /// A fence that does not parse.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
-#[error("{0:?} is not a fence (CLUSTER:EPOCH, the cluster in hex)")]
+#[error("{0:?} is not a fence (CLUSTER:EPOCH or CLUSTER:EPOCH:ENDED, the cluster in hex, ENDED below EPOCH)")]
 pub struct FenceError(pub String);
 
 impl Fence {
+    /// Epoch `epoch` of cluster `cluster`, saying nothing of its predecessor.
+    pub const fn new(cluster: u64, epoch: u64) -> Self {
+        Fence {
+            cluster,
+            epoch,
+            ended: None,
+        }
+    }
+
+    /// The fence's identity: the same without what it says of its predecessor.
+    pub fn identity(&self) -> Self {
+        Fence::new(self.cluster, self.epoch)
+    }
+
     /// The epoch of a version.
     pub fn epoch_of(version: u64) -> u64 {
         version >> EPOCH_SHIFT
@@ -69,7 +94,8 @@ impl Fence {
         Self::epoch_of(version) <= self.epoch
     }
 
-    /// The wire form, `CLUSTER:EPOCH` with the cluster in hex.
+    /// The wire form, `CLUSTER:EPOCH` with the cluster in hex, then
+    /// `:ENDED` if the predecessor is known to have ended.
     pub fn to_wire(&self) -> String {
         self.to_string()
     }
@@ -77,17 +103,29 @@ impl Fence {
     /// Reads the wire form.
     pub fn parse(text: &str) -> Result<Self, FenceError> {
         let error = || FenceError(text.chars().take(64).collect());
-        let (cluster, epoch) = text.split_once(':').ok_or_else(error)?;
-        Ok(Fence {
+        let mut parts = text.split(':');
+        let (Some(cluster), Some(epoch), ended, None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return Err(error());
+        };
+        let fence = Fence {
             cluster: u64::from_str_radix(cluster, 16).map_err(|_| error())?,
             epoch: epoch.parse().map_err(|_| error())?,
-        })
+            ended: ended.map(str::parse).transpose().map_err(|_| error())?,
+        };
+        if fence.ended.is_some_and(|ended| ended >= fence.epoch) {
+            return Err(error());
+        }
+        Ok(fence)
     }
 }
 
 impl fmt::Display for Fence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}:{}", self.cluster, self.epoch)
+        write!(f, "{:016x}:{}", self.cluster, self.epoch)?;
+        match self.ended {
+            Some(ended) => write!(f, ":{ended}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -97,20 +135,26 @@ mod tests {
 
     #[test]
     fn wire_round_trip_and_bad_input() {
-        let fence = Fence {
-            cluster: 0xdead_beef,
-            epoch: 7,
-        };
+        let fence = Fence::new(0xdead_beef, 7);
         assert_eq!(fence.to_wire(), "00000000deadbeef:7");
         assert_eq!(Fence::parse(&fence.to_wire()), Ok(fence));
-        for bad in ["", "7", "xyz:1", "ab:", ":1", "ab:-1", "ab:1:2"] {
+        let successor = Fence {
+            ended: Some(6),
+            ..fence
+        };
+        assert_eq!(successor.to_wire(), "00000000deadbeef:7:6");
+        assert_eq!(Fence::parse(&successor.to_wire()), Ok(successor));
+        assert_eq!(successor.identity(), fence);
+        for bad in [
+            "", "7", "xyz:1", "ab:", ":1", "ab:-1", "ab:1:2", "ab:2:2", "ab:2:", "ab:3:1:0", "ab:2:x",
+        ] {
             assert!(Fence::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn versions_of_later_epochs_could_not_be_produced() {
-        let fence = Fence { cluster: 1, epoch: 3 };
+        let fence = Fence::new(1, 3);
         assert!(fence.could_produce(fence.base_version() + 5));
         assert!(fence.could_produce((2 << EPOCH_SHIFT) + 9));
         assert!(fence.could_produce(0));

@@ -3,7 +3,8 @@
 //! A fresh server follows the first frontend that calls it. From then on it
 //! accepts calls from that frontend's cluster and epoch; a newer epoch of
 //! the same cluster takes over once the current one's lease has run out
-//! ([`LEASE_HOLD`] after the last call the server accepted from it); an
+//! ([`LEASE_HOLD`] after the last call the server accepted from it), or at
+//! once if its fence says the current one has ended ([`Fence::ended`]); an
 //! older epoch, or another cluster, is refused — unless the call forces it
 //! (an operator's `adoptServer`). Time is read from tokio's clock.
 
@@ -57,19 +58,20 @@ impl Following {
                 });
             }
             let held_until = granted + LEASE_HOLD;
-            if fence.epoch > current.epoch && now < held_until {
+            let ended = fence.ended == Some(current.epoch);
+            if fence.epoch > current.epoch && now < held_until && !ended {
                 return Err(Refusal::LeaseHeld {
                     current: current.epoch,
                     remaining: held_until - now,
                 });
             }
             if fence.epoch > current.epoch {
-                tracing::info!(from = %current, to = %fence, "a newer frontend takes over");
+                tracing::info!(from = %current, to = %fence, ended, "a newer frontend takes over");
             }
-        } else if leader.is_some_and(|(current, _)| current != fence) {
+        } else if leader.is_some_and(|(current, _)| current != fence.identity()) {
             tracing::warn!(from = ?leader.map(|(current, _)| current), to = %fence, "forced to follow another frontend");
         }
-        *leader = Some((fence, now));
+        *leader = Some((fence.identity(), now));
         Ok(())
     }
 
@@ -84,7 +86,7 @@ impl Following {
 mod tests {
     use super::*;
 
-    const A: Fence = Fence { cluster: 1, epoch: 5 };
+    const A: Fence = Fence::new(1, 5);
 
     #[tokio::test(start_paused = true)]
     async fn follows_the_first_caller_then_refuses_older_and_other() {
@@ -93,7 +95,7 @@ mod tests {
         assert_eq!(following.leader(), Some(A));
         let older = Fence { epoch: 4, ..A };
         assert!(matches!(following.admit(older, false), Err(Refusal::Superseded { .. })));
-        let other = Fence { cluster: 2, epoch: 9 };
+        let other = Fence::new(2, 9);
         assert!(matches!(
             following.admit(other, false),
             Err(Refusal::OtherCluster { .. })
@@ -116,10 +118,29 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_successor_of_an_ended_epoch_takes_over_at_once_but_not_of_another() {
+        let following = Following::default();
+        following.admit(A, false).expect("first");
+        let after_older = Fence::parse("1:7:6").expect("a fence");
+        assert!(
+            matches!(following.admit(after_older, false), Err(Refusal::LeaseHeld { .. })),
+            "epoch 6 ended says nothing of epoch 5's lease"
+        );
+        let successor = Fence::parse("1:6:5").expect("a fence");
+        assert_eq!(following.admit(successor, false), Ok(()));
+        assert_eq!(following.leader(), Some(Fence::new(1, 6)), "followed by its identity");
+        assert!(matches!(following.admit(A, false), Err(Refusal::Superseded { .. })));
+        // Its own successor, which cannot say epoch 6 ended, waits.
+        let next = Fence::new(1, 7);
+        assert!(matches!(following.admit(next, false), Err(Refusal::LeaseHeld { .. })));
+        assert_eq!(following.admit(successor, false), Ok(()), "epoch 6 goes on");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn force_takes_over_at_once() {
         let following = Following::default();
         following.admit(A, false).expect("first");
-        let other = Fence { cluster: 2, epoch: 1 };
+        let other = Fence::new(2, 1);
         assert_eq!(following.admit(other, true), Ok(()));
         assert_eq!(following.leader(), Some(other));
         assert!(matches!(following.admit(A, false), Err(Refusal::OtherCluster { .. })));

@@ -50,6 +50,9 @@ enum Command {
     Check(CheckArgs),
     /// Memory per key of the frontend and a server, and catch-up time, at KEYS keys.
     Footprint(FootprintArgs),
+    /// Time from killing the frontend (SIGKILL) to its first correct read
+    /// after a restart on its data folder, at KEYS keys.
+    Restart(RestartArgs),
     /// The real frontend and replica code in simulated time under seeded faults,
     /// every history checked for linearizability.
     Simulate(SimulateArgs),
@@ -89,6 +92,22 @@ struct FootprintArgs {
     #[arg(long, default_value_t = 1_000_000)]
     keys: u32,
     /// Concurrent writers.
+    #[arg(long, default_value_t = 32)]
+    connections: u32,
+}
+
+#[derive(Debug, clap::Args)]
+struct RestartArgs {
+    /// Distinct keys written before the restarts.
+    #[arg(long, default_value_t = 1_000_000)]
+    keys: u32,
+    /// Servers the frontend leads.
+    #[arg(long, default_value_t = 2)]
+    servers: usize,
+    /// Restarts measured (the median is the figure).
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+    /// Concurrent writers of the keys.
     #[arg(long, default_value_t = 32)]
     connections: u32,
 }
@@ -153,6 +172,7 @@ async fn main() -> ExitCode {
         Command::Floor(args) => commands::floor(args).await,
         Command::Compare(args) => commands::compare(args).await,
         Command::Footprint(args) => run_footprint(args).await,
+        Command::Restart(args) => run_restart(args).await,
         Command::Simulate(args) => match tokio::task::spawn_blocking(move || run_simulate(args)).await {
             Ok(code) => code,
             Err(error) => {
@@ -279,6 +299,36 @@ async fn run_footprint(args: FootprintArgs) -> ExitCode {
         }
         Err(error) => {
             eprintln!("footprint: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_restart(args: RestartArgs) -> ExitCode {
+    use kvs_bench::compare::restart;
+    match restart::measure(
+        Binaries::locate(),
+        args.keys,
+        args.servers,
+        args.repeats,
+        args.connections,
+    )
+    .await
+    {
+        Ok(r) => {
+            let each: Vec<String> = r.times.iter().map(|t| format!("{:.3}", t.as_secs_f64())).collect();
+            println!(
+                "restart: {} keys, {} servers: killed frontend serving again after {:.3} s (median of {}: {} s)",
+                r.keys,
+                r.servers,
+                r.median().as_secs_f64(),
+                r.times.len(),
+                each.join(", ")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("restart: {error}");
             ExitCode::FAILURE
         }
     }

@@ -126,14 +126,17 @@ pub async fn measure(bins: Binaries, keys: u32, connections: u32) -> Result<Foot
 }
 
 /// One client per connection of the writers.
-fn writers(url: &str, connections: u32) -> Result<Vec<Arc<FrontendClient>>, FootprintError> {
+pub(crate) fn writers(url: &str, connections: u32) -> Result<Vec<Arc<FrontendClient>>, FootprintError> {
     (0..connections)
         .map(|_| Ok(Arc::new(FrontendClient::new(url, Some(Duration::from_secs(30)))?)))
         .collect()
 }
 
 /// Writes keys `keys` (value = key), split over the writers.
-async fn write_keys(writers: &[Arc<FrontendClient>], keys: std::ops::Range<u32>) -> Result<(), FootprintError> {
+pub(crate) async fn write_keys(
+    writers: &[Arc<FrontendClient>],
+    keys: std::ops::Range<u32>,
+) -> Result<(), FootprintError> {
     let count = u32::try_from(writers.len()).unwrap_or(u32::MAX);
     let mut tasks = Vec::new();
     for (writer, frontend) in (0..count).zip(writers) {

@@ -25,6 +25,7 @@ pub mod floor;
 pub mod footprint;
 #[cfg(feature = "cli")]
 pub mod plot;
+pub mod restart;
 pub mod results;
 
 use std::net::{IpAddr, SocketAddr};

@@ -15,9 +15,21 @@ use parking_lot::Mutex;
 pub struct MemoryDisk {
     record: Mutex<ClusterRecord>,
     failing: AtomicBool,
+    /// What [`RecordStore::holder`] says: with one, a restarted frontend
+    /// knows its crashed predecessor has ended (as on a real folder on the
+    /// same machine); without, it waits out the lease.
+    holder: Option<String>,
 }
 
 impl MemoryDisk {
+    /// A disk that names its holder (`true`) or cannot.
+    pub fn new(names_holder: bool) -> Self {
+        MemoryDisk {
+            holder: names_holder.then(|| "simulated disk".to_owned()),
+            ..MemoryDisk::default()
+        }
+    }
+
     /// Makes every write fail (`true`) or succeed again.
     pub fn set_failing(&self, failing: bool) {
         self.failing.store(failing, Ordering::SeqCst);
@@ -56,6 +68,10 @@ impl RecordStore for MemoryDisk {
         }
         *stored = record.clone();
         Ok(())
+    }
+
+    fn holder(&self) -> Option<String> {
+        self.holder.clone()
     }
 }
 
