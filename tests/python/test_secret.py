@@ -72,7 +72,7 @@ def test_membership_needs_the_secret_and_data_calls_stay_open(guarded):
 
     server = xmlrpc.client.ServerProxy(c.url(kvstest.SERVER_BASE))
     assert fault_code(server.put, 1, 666) == UNAUTHORIZED
-    assert fault_code(server.resetStore, "0:0", True) == UNAUTHORIZED
+    assert fault_code(server.resetStore, "0:0", True, 1) == UNAUTHORIZED
     assert fault_code(server.applyBatch, "0:0", xmlrpc.client.Binary(b"\xff" * 24)) == UNAUTHORIZED
     assert fault_code(server.dumpState, "0:0", 0, 10) == UNAUTHORIZED
     assert fault_code(server.shutdownServer) == UNAUTHORIZED

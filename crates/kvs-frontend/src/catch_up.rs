@@ -23,6 +23,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -90,6 +91,9 @@ pub struct CatchUp {
     /// `delta`), and the writes rejoins by delta missed (shipped by the log).
     sent: Family<[(&'static str, &'static str); 1], Counter>,
     delta_writes: Counter,
+    /// The serial of the last `resetStore` or `rejoin` sent (to any server):
+    /// each gets the next, so a server can refuse one delivered late or twice.
+    serials: AtomicI32,
 }
 
 impl CatchUp {
@@ -102,7 +106,13 @@ impl CatchUp {
             outcomes: Family::default(),
             sent: Family::default(),
             delta_writes: Counter::default(),
+            serials: AtomicI32::new(0),
         }
+    }
+
+    /// The serial of the next `resetStore` or `rejoin`.
+    fn next_serial(&self) -> i32 {
+        self.serials.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// Catch-ups by outcome.
@@ -161,7 +171,7 @@ impl CatchUp {
     async fn admit(&self, id: ServerId, client: ReplicaHandle, force: bool) -> Result<(), CatchUpError> {
         if force {
             client
-                .reset_store(true)
+                .reset_store(true, self.next_serial())
                 .await
                 .map_err(|source| self.refused(CatchUpError::Unreachable { id, source }))?;
             tracing::warn!(server = id, "server adopted: it follows this frontend now");
@@ -178,7 +188,7 @@ impl CatchUp {
             return self.until_promoted(id, rejoined).await;
         }
         let dropped = client
-            .reset_store(false)
+            .reset_store(false, self.next_serial())
             .await
             .map_err(|source| self.refused(CatchUpError::Transfer { id, source }))?;
         if dropped > 0 {
@@ -220,7 +230,7 @@ impl CatchUp {
         client: &ReplicaHandle,
         boot: Option<String>,
     ) -> Result<Option<oneshot::Receiver<()>>, CatchUpError> {
-        let rejoin = match client.rejoin().await {
+        let rejoin = match client.rejoin(self.next_serial()).await {
             Ok(rejoin) => rejoin,
             Err(error) if error.fault().is_some_and(|f| f.code() == fault::UNKNOWN_METHOD) => return Ok(None),
             Err(source) => return Err(self.refused(CatchUpError::Transfer { id, source })),

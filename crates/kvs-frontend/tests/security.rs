@@ -104,15 +104,15 @@ async fn with_a_secret_out_of_band_calls_are_refused_and_nothing_is_lost() -> Te
         };
         assert_eq!(code(server.apply_batch(0, &[forged]).await), Some(fault::UNAUTHORIZED));
         assert_eq!(code(server.apply_batch(u64::MAX, &[]).await), Some(fault::UNAUTHORIZED));
-        assert_eq!(code(server.reset_store(false).await), Some(fault::UNAUTHORIZED));
-        assert_eq!(code(server.reset_store(true).await), Some(fault::UNAUTHORIZED));
+        assert_eq!(code(server.reset_store(false, 1).await), Some(fault::UNAUTHORIZED));
+        assert_eq!(code(server.reset_store(true, 1).await), Some(fault::UNAUTHORIZED));
         assert_eq!(code(server.put(1, 666).await), Some(fault::UNAUTHORIZED));
         assert_eq!(code(server.dump_state(100).await), Some(fault::UNAUTHORIZED));
         assert_eq!(code(server.shutdown().await), Some(fault::UNAUTHORIZED));
         // A wrong secret is no better.
         let wrong = ClusterSecret::new("wrong")?;
         let server = ServerClient::new(&cluster.server_url(id)?, Some(CALL_TIMEOUT))?.with_secret(Some(&wrong));
-        assert_eq!(code(server.reset_store(false).await), Some(fault::UNAUTHORIZED));
+        assert_eq!(code(server.reset_store(false, 1).await), Some(fault::UNAUTHORIZED));
     }
     // Anyone who reaches the frontend: data calls are open, membership is not.
     let anonymous = FrontendClient::new(&cluster.frontend_url(), Some(CALL_TIMEOUT))?;
@@ -128,7 +128,7 @@ async fn with_a_secret_out_of_band_calls_are_refused_and_nothing_is_lost() -> Te
     let secret = ClusterSecret::new(SECRET)?;
     let fence = recorded_fence(&data)?;
     let insider = ServerClient::new(&cluster.server_url(0)?, Some(CALL_TIMEOUT))?.with_secret(Some(&secret));
-    assert_eq!(code(insider.reset_store(false).await), Some(fault::OTHER_CLUSTER));
+    assert_eq!(code(insider.reset_store(false, 1).await), Some(fault::OTHER_CLUSTER));
     let insider = insider.with_fence(fence);
     let later_epoch = Entry {
         key: 1,

@@ -310,15 +310,15 @@ impl ServerClient {
     }
     /// Empties the server; replies how many pairs it dropped. With `force`
     /// the server follows this client's fence whatever it followed before.
-    pub async fn reset_store(&self, force: bool) -> Result<i32, RpcError> {
+    pub async fn reset_store(&self, force: bool, serial: i32) -> Result<i32, RpcError> {
         let fence = self.fence.clone();
-        self.rpc.call(&server::ResetStore { fence, force }).await
+        self.rpc.call(&server::ResetStore { fence, force, serial }).await
     }
     /// Forgets the pairs above the server's stable point; replies that
     /// point and the keys forgotten (the first step of a rejoin by delta).
-    pub async fn rejoin(&self) -> Result<Rejoin, RpcError> {
+    pub async fn rejoin(&self, serial: i32) -> Result<Rejoin, RpcError> {
         let fence = self.fence.clone();
-        let bytes = self.rpc.call(&server::Rejoin { fence }).await?;
+        let bytes = self.rpc.call(&server::Rejoin { fence, serial }).await?;
         Rejoin::decode(&bytes).map_err(|e| self.rpc.bad_reply(e.to_string()))
     }
     /// The server's digests by key range.

@@ -45,3 +45,6 @@ pub const NOT_RECORDED: i32 = 13;
 /// acknowledged writes: it answers nothing from the data until one answers
 /// or an operator accepts the loss (`acceptDataLoss`).
 pub const NOT_RECOVERED: i32 = 14;
+/// A `resetStore` or `rejoin` whose serial is not above the last such call
+/// the server ran from that frontend: a late or repeated delivery, not run.
+pub const STALE_CALL: i32 = 15;

@@ -23,11 +23,14 @@ pub trait Replica: Send + Sync + std::fmt::Debug {
     /// `alive BOOT` (see `kvs_proto::reply::alive`).
     async fn heartbeat(&self) -> Result<String, RpcError>;
     /// Empties the server; with `force` it follows this frontend whatever
-    /// it followed before. Replies how many pairs it dropped.
-    async fn reset_store(&self, force: bool) -> Result<i32, RpcError>;
+    /// it followed before. Replies how many pairs it dropped. `serial`
+    /// numbers this call among the frontend's `reset_store` and `rejoin`
+    /// calls, increasing (see `kvs_proto::api::server::ResetStore`).
+    async fn reset_store(&self, force: bool, serial: i32) -> Result<i32, RpcError>;
     /// Forgets the pairs written above the server's stable point; replies
     /// that point and the keys forgotten (a rejoin by delta starts so).
-    async fn rejoin(&self) -> Result<Rejoin, RpcError>;
+    /// `serial` as for [`Replica::reset_store`].
+    async fn rejoin(&self, serial: i32) -> Result<Rejoin, RpcError>;
     /// Up to `limit` versioned pairs with key ≥ `start_key`, by key.
     async fn dump_page(&self, start_key: Key, limit: i32) -> Result<Vec<Entry>, RpcError>;
     /// The server's digests by key range.
@@ -72,11 +75,11 @@ impl Replica for ServerClient {
     async fn heartbeat(&self) -> Result<String, RpcError> {
         ServerClient::heartbeat(self).await
     }
-    async fn reset_store(&self, force: bool) -> Result<i32, RpcError> {
-        ServerClient::reset_store(self, force).await
+    async fn reset_store(&self, force: bool, serial: i32) -> Result<i32, RpcError> {
+        ServerClient::reset_store(self, force, serial).await
     }
-    async fn rejoin(&self) -> Result<Rejoin, RpcError> {
-        ServerClient::rejoin(self).await
+    async fn rejoin(&self, serial: i32) -> Result<Rejoin, RpcError> {
+        ServerClient::rejoin(self, serial).await
     }
     async fn dump_page(&self, start_key: Key, limit: i32) -> Result<Vec<Entry>, RpcError> {
         ServerClient::dump_page(self, start_key, limit).await

@@ -28,6 +28,34 @@ pub enum Refusal {
     OtherCluster { current: u64, caller: u64 },
     #[error("epoch {current} holds a lease on this server for {remaining:?} more; retry then")]
     LeaseHeld { current: u64, remaining: Duration },
+    #[error("call {serial} comes after call {last} of this frontend: a late or repeated delivery, not run")]
+    StaleCall { serial: i32, last: i32 },
+}
+
+/// The last `resetStore` or `rejoin` a server ran: its frontend's cluster
+/// and epoch, and the call's serial. A later one must come after it: a
+/// reset delivered late (the frontend gave up waiting for it and began
+/// again) or twice would otherwise empty the server again in the middle of
+/// — or after — the catch-up that followed it.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LastReset(Option<(u64, u64, i32)>);
+
+impl LastReset {
+    /// Takes call `serial` of the frontend that sent `fence` as the last
+    /// one, or says why it must not run: it is not above the last one of
+    /// the same frontend, or it comes from an older epoch. `force` (an
+    /// operator's adoption) runs it whatever came before.
+    pub fn advance(&mut self, fence: Fence, serial: i32, force: bool) -> Result<(), Refusal> {
+        if let Some((cluster, epoch, last)) = self.0
+            && !force
+            && cluster == fence.cluster
+            && (fence.epoch, serial) <= (epoch, last)
+        {
+            return Err(Refusal::StaleCall { serial, last });
+        }
+        self.0 = Some((fence.cluster, fence.epoch, serial));
+        Ok(())
+    }
 }
 
 /// The frontend a server follows, and when it last accepted a call from it.
@@ -134,6 +162,24 @@ mod tests {
         let next = Fence::new(1, 7);
         assert!(matches!(following.admit(next, false), Err(Refusal::LeaseHeld { .. })));
         assert_eq!(following.admit(successor, false), Ok(()), "epoch 6 goes on");
+    }
+
+    #[test]
+    fn a_reset_runs_only_after_the_last_one_of_its_frontend() {
+        let mut last = LastReset::default();
+        assert_eq!(last.advance(A, 3, false), Ok(()));
+        assert!(matches!(
+            last.advance(A, 3, false),
+            Err(Refusal::StaleCall { serial: 3, last: 3 })
+        ));
+        assert!(matches!(last.advance(A, 2, false), Err(Refusal::StaleCall { .. })));
+        assert_eq!(last.advance(A, 4, false), Ok(()));
+        let newer = Fence::new(1, 6);
+        assert_eq!(last.advance(newer, 1, false), Ok(()), "a newer epoch starts over");
+        assert!(matches!(last.advance(A, 9, false), Err(Refusal::StaleCall { .. })));
+        let other = Fence::new(2, 1);
+        assert_eq!(last.advance(other, 1, true), Ok(()), "an adoption runs");
+        assert!(matches!(last.advance(other, 1, false), Err(Refusal::StaleCall { .. })));
     }
 
     #[tokio::test(start_paused = true)]

@@ -68,14 +68,14 @@ impl Replica for LocalReplica {
         Ok(self.service.handle(Heartbeat { fence }).await?)
     }
 
-    async fn reset_store(&self, force: bool) -> Result<i32, RpcError> {
+    async fn reset_store(&self, force: bool, serial: i32) -> Result<i32, RpcError> {
         let fence = self.fence.clone();
-        Ok(self.service.handle(ResetStore { fence, force }).await?)
+        Ok(self.service.handle(ResetStore { fence, force, serial }).await?)
     }
 
-    async fn rejoin(&self) -> Result<Rejoin, RpcError> {
+    async fn rejoin(&self, serial: i32) -> Result<Rejoin, RpcError> {
         let fence = self.fence.clone();
-        let bytes = self.service.handle(RejoinCall { fence }).await?;
+        let bytes = self.service.handle(RejoinCall { fence, serial }).await?;
         Rejoin::decode(&bytes).map_err(|e| self.bad_reply(e))
     }
 

@@ -17,7 +17,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
 use crate::data_dir::{DataDir, Opened, SyncError};
-use crate::following::{Following, Refusal};
+use crate::following::{Following, LastReset, Refusal};
 use crate::store::Store;
 use crate::wal::{self, Record};
 
@@ -30,6 +30,8 @@ pub struct ReplicaService {
     /// [`reply::alive`]); a durable replica's folder identity instead.
     boot: String,
     following: Following,
+    /// Held across a `resetStore` or `rejoin`, so they run in serial order.
+    resets: tokio::sync::Mutex<LastReset>,
     store: RwLock<Store>,
     data: Option<DataDir>,
     shutdown: Notify,
@@ -60,6 +62,7 @@ impl ReplicaService {
             id,
             boot,
             following: Following::default(),
+            resets: tokio::sync::Mutex::new(LastReset::default()),
             store: RwLock::new(store),
             data,
             shutdown: Notify::new(),
@@ -103,16 +106,22 @@ impl ReplicaService {
     /// refuses it (see [`Following`]).
     fn admit(&self, fence: &str, force: bool) -> Result<Fence, Fault> {
         let fence = Fence::parse(fence).map_err(|e| Fault::new(fault::INVALID_REQUEST, e.to_string()))?;
-        self.following.admit(fence, force).map_err(|refusal| {
-            let (code, reason) = match refusal {
-                Refusal::Superseded { .. } => (fault::SUPERSEDED, "superseded"),
-                Refusal::OtherCluster { .. } => (fault::OTHER_CLUSTER, "other_cluster"),
-                Refusal::LeaseHeld { .. } => (fault::LEASE_HELD, "lease_held"),
-            };
-            metrics().refused(reason);
-            Fault::new(code, format!("server {}: {refusal}", self.id))
-        })?;
+        self.following
+            .admit(fence, force)
+            .map_err(|refusal| self.refused(&refusal))?;
         Ok(fence)
+    }
+
+    /// The fault answering `refusal`, counted in `/metrics`.
+    fn refused(&self, refusal: &Refusal) -> Fault {
+        let (code, reason) = match refusal {
+            Refusal::Superseded { .. } => (fault::SUPERSEDED, "superseded"),
+            Refusal::OtherCluster { .. } => (fault::OTHER_CLUSTER, "other_cluster"),
+            Refusal::LeaseHeld { .. } => (fault::LEASE_HELD, "lease_held"),
+            Refusal::StaleCall { .. } => (fault::STALE_CALL, "stale_call"),
+        };
+        metrics().refused(reason);
+        Fault::new(code, format!("server {}: {refusal}", self.id))
     }
 
     /// Every pair the replica holds, by key.
@@ -236,7 +245,10 @@ impl Handle<Heartbeat> for ReplicaService {
 
 impl Handle<ResetStore> for ReplicaService {
     async fn handle(&self, call: ResetStore) -> Result<i32, Fault> {
-        self.admit(&call.fence, call.force)?;
+        let fence = self.admit(&call.fence, call.force)?;
+        let mut last = self.resets.lock().await;
+        last.advance(fence, call.serial, call.force)
+            .map_err(|refusal| self.refused(&refusal))?;
         let dropped = self.change(|_| wal::encode(&Record::Reset), Store::clear).await?;
         tracing::info!(id = self.id, dropped, "store reset for catch-up");
         Ok(i32::try_from(dropped).unwrap_or(i32::MAX))
@@ -245,7 +257,10 @@ impl Handle<ResetStore> for ReplicaService {
 
 impl Handle<Rejoin> for ReplicaService {
     async fn handle(&self, call: Rejoin) -> Result<Vec<u8>, Fault> {
-        self.admit(&call.fence, false)?;
+        let fence = self.admit(&call.fence, false)?;
+        let mut last = self.resets.lock().await;
+        last.advance(fence, call.serial, false)
+            .map_err(|refusal| self.refused(&refusal))?;
         let rejoin = self
             .change(
                 |rejoin: &batch::Rejoin| wal::encode(&Record::ForgetAbove(rejoin.stable)),

@@ -317,11 +317,11 @@ impl Replica for SimReplica {
     async fn heartbeat(&self) -> Result<String, RpcError> {
         sim_call!(self, [], |replica| replica.heartbeat().await)
     }
-    async fn reset_store(&self, force: bool) -> Result<i32, RpcError> {
-        sim_call!(self, [], |replica| replica.reset_store(force).await)
+    async fn reset_store(&self, force: bool, serial: i32) -> Result<i32, RpcError> {
+        sim_call!(self, [], |replica| replica.reset_store(force, serial).await)
     }
-    async fn rejoin(&self) -> Result<Rejoin, RpcError> {
-        sim_call!(self, [], |replica| replica.rejoin().await)
+    async fn rejoin(&self, serial: i32) -> Result<Rejoin, RpcError> {
+        sim_call!(self, [], |replica| replica.rejoin(serial).await)
     }
     async fn dump_page(&self, start_key: Key, limit: i32) -> Result<Vec<Entry>, RpcError> {
         sim_call!(self, [], |replica| replica.dump_page(start_key, limit).await)

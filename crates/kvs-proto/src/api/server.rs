@@ -42,15 +42,20 @@ rpc_method! {
 rpc_method! {
     /// Drops every pair (the first step of a catch-up). Replies how many
     /// were dropped. With `force`, the server follows the caller whatever
-    /// frontend it followed before (an operator's `adoptServer`).
-    guarded ResetStore = "resetStore"(fence: String, force: bool) -> i32
+    /// frontend it followed before (an operator's `adoptServer`). `serial`
+    /// numbers the call among the caller's `resetStore` and `rejoin` calls,
+    /// increasing: one that is not above the last such call the server ran
+    /// from that frontend is a late or repeated delivery, and is refused
+    /// ([`crate::fault::STALE_CALL`]) rather than undo what followed it.
+    guarded ResetStore = "resetStore"(fence: String, force: bool, serial: i32) -> i32
 }
 rpc_method! {
     /// The first step of a rejoin by delta: the server forgets every pair
     /// written above its stable point (such a write may never have been
     /// committed), and replies its stable point and the keys it forgot, in
-    /// the binary form of [`crate::batch::Rejoin`].
-    guarded Rejoin = "rejoin"(fence: String) -> Vec<u8>
+    /// the binary form of [`crate::batch::Rejoin`]. `serial` as for
+    /// `resetStore`.
+    guarded Rejoin = "rejoin"(fence: String, serial: i32) -> Vec<u8>
 }
 rpc_method! {
     /// Up to `limit` versioned pairs with key ≥ `start_key`, ordered by key,
