@@ -46,7 +46,7 @@ fn config(secret: bool) -> Config {
 /// The router as `kvs_frontend::run` builds it once the frontend (without
 /// `--data-dir`) is up.
 fn router(secret: bool) -> Router {
-    let fence = Fence { cluster: 1, epoch: 0 };
+    let fence = Fence::new(1, 0);
     let config = config(secret);
     let configured = config.secret.clone();
     let connector = Arc::new(config.connector());
