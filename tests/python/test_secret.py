@@ -75,6 +75,7 @@ def test_membership_needs_the_secret_and_data_calls_stay_open(guarded):
     assert fault_code(server.resetStore, "0:0", True, 1) == UNAUTHORIZED
     assert fault_code(server.applyBatch, "0:0", xmlrpc.client.Binary(b"\xff" * 24)) == UNAUTHORIZED
     assert fault_code(server.dumpState, "0:0", 0, 10) == UNAUTHORIZED
+    assert fault_code(server.heartbeat, "1:2:1") == UNAUTHORIZED
     assert fault_code(server.shutdownServer) == UNAUTHORIZED
     # Reads of a server stay open; nothing was changed.
     assert server.get(1) == "1:10"

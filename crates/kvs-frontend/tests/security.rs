@@ -108,7 +108,18 @@ async fn with_a_secret_out_of_band_calls_are_refused_and_nothing_is_lost() -> Te
         assert_eq!(code(server.reset_store(true, 1).await), Some(fault::UNAUTHORIZED));
         assert_eq!(code(server.put(1, 666).await), Some(fault::UNAUTHORIZED));
         assert_eq!(code(server.dump_state(100).await), Some(fault::UNAUTHORIZED));
+        assert_eq!(code(server.rejoin(1).await), Some(fault::UNAUTHORIZED));
+        assert_eq!(code(server.digest().await), Some(fault::UNAUTHORIZED));
         assert_eq!(code(server.shutdown().await), Some(fault::UNAUTHORIZED));
+        // Nor can a heartbeat claiming a newer epoch whose predecessor
+        // ended take the server over (that would fence out its frontend).
+        let fence = recorded_fence(&data)?;
+        let successor = ServerClient::new(&cluster.server_url(id)?, Some(CALL_TIMEOUT))?.with_fence(Fence {
+            epoch: fence.epoch + 1,
+            ended: Some(fence.epoch),
+            ..fence
+        });
+        assert_eq!(code(successor.heartbeat().await), Some(fault::UNAUTHORIZED));
         // A wrong secret is no better.
         let wrong = ClusterSecret::new("wrong")?;
         let server = ServerClient::new(&cluster.server_url(id)?, Some(CALL_TIMEOUT))?.with_secret(Some(&wrong));

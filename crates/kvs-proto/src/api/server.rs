@@ -36,8 +36,9 @@ rpc_method! {
 }
 rpc_method! {
     /// Liveness probe, and the renewal of the caller's lease; replies
-    /// `"alive BOOT"` (see `reply::alive`).
-    Heartbeat = "heartbeat"(fence: String) -> String
+    /// `"alive BOOT"` (see `reply::alive`). Guarded: a newer epoch's
+    /// heartbeat takes the server over, which fences out its frontend.
+    guarded Heartbeat = "heartbeat"(fence: String) -> String
 }
 rpc_method! {
     /// Drops every pair (the first step of a catch-up). Replies how many
