@@ -2,7 +2,8 @@
 //! as a real process, loaded through both clients, closed and open loop;
 //! and a miniature `compare` (kvs with 1 server, in memory and durable, the
 //! floor, and the Python baseline when it is there and port 8001 is free)
-//! that must write its table, JSON and plots. Build the binaries first (`cargo build --bins`).
+//! that must write its table, JSON and plots; and `restart` on a small
+//! cluster. Build the binaries first (`cargo build --bins`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test that panics fails
 
@@ -167,4 +168,26 @@ fn a_miniature_compare_writes_table_json_and_plots() {
         assert!(size > 100, "{file}: {size} bytes");
     }
     let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn restart_times_each_kill_to_the_first_correct_read() {
+    let output = bench(&["restart", "--keys", "500", "--servers", "1", "--repeats", "2"]);
+    let text = stdout(&output);
+    assert!(
+        text.contains("restart: 500 keys, 1 servers: killed frontend serving again after"),
+        "{text}"
+    );
+    let each = text
+        .rsplit_once("median of 2: ")
+        .map(|(_, tail)| tail)
+        .unwrap_or_default();
+    let times: Vec<f64> = each
+        .trim_end()
+        .trim_end_matches(" s)")
+        .split(", ")
+        .map(|t| t.parse().expect("a time in seconds"))
+        .collect();
+    assert_eq!(times.len(), 2, "{text}");
+    assert!(times.iter().all(|t| *t > 0.0), "{text}");
 }

@@ -57,7 +57,8 @@ pub enum RestartError {
 }
 
 /// Measures `repeats` restarts of a frontend leading `servers` servers that
-/// hold `keys` keys.
+/// hold `keys` keys; the frontend's data folder is a scratch one, removed
+/// at the end.
 pub async fn measure(
     bins: Binaries,
     keys: u32,
@@ -66,52 +67,46 @@ pub async fn measure(
     connections: u32,
 ) -> Result<Restarts, RestartError> {
     let data = scratch();
-    let outcome = measure_in(&data, bins, keys, servers, repeats, connections).await;
+    // The cluster (and its processes) ends with this block, before the
+    // folder is removed.
+    let outcome = async {
+        let data_arg = data.to_string_lossy().into_owned();
+        let mut cluster = LocalCluster::new(bins).with_frontend_args(&["--data-dir", &data_arg]);
+        cluster.start_frontend().await?;
+        for _ in 0..servers {
+            cluster.add_server().await?;
+        }
+        let writers = writers(&cluster.frontend_url(), connections.max(1))?;
+        write_keys(&writers, 0..keys).await?;
+        drop(writers);
+        let probe_key = i32::try_from(keys.saturating_sub(1)).unwrap_or(i32::MAX);
+        let expected = reply::pair(probe_key, probe_key);
+        let mut times = Vec::new();
+        for _ in 0..repeats.max(1) {
+            let killed = Instant::now();
+            cluster.kill_frontend().await?;
+            cluster.spawn_frontend().await?;
+            let frontend = cluster.frontend()?;
+            loop {
+                match frontend.get(probe_key).await {
+                    Ok(got) if got == expected => break,
+                    Ok(got) => return Err(RestartError::WrongValue { key: probe_key, got }),
+                    // Not recovered yet, or no read lease yet: try again.
+                    Err(error) if error.fault().is_some() => {}
+                    Err(error) => return Err(error.into()),
+                }
+                if killed.elapsed() > RESTART_LIMIT {
+                    return Err(RestartError::TooSlow(RESTART_LIMIT));
+                }
+                tokio::time::sleep(POLL).await;
+            }
+            times.push(killed.elapsed());
+        }
+        Ok(Restarts { keys, servers, times })
+    }
+    .await;
     let _ = std::fs::remove_dir_all(&data);
     outcome
-}
-
-async fn measure_in(
-    data: &std::path::Path,
-    bins: Binaries,
-    keys: u32,
-    servers: usize,
-    repeats: usize,
-    connections: u32,
-) -> Result<Restarts, RestartError> {
-    let data_arg = data.to_string_lossy().into_owned();
-    let mut cluster = LocalCluster::new(bins).with_frontend_args(&["--data-dir", &data_arg]);
-    cluster.start_frontend().await?;
-    for _ in 0..servers {
-        cluster.add_server().await?;
-    }
-    let writers = writers(&cluster.frontend_url(), connections.max(1))?;
-    write_keys(&writers, 0..keys).await?;
-    drop(writers);
-    let probe_key = i32::try_from(keys.saturating_sub(1)).unwrap_or(i32::MAX);
-    let expected = reply::pair(probe_key, probe_key);
-    let mut times = Vec::new();
-    for _ in 0..repeats.max(1) {
-        let killed = Instant::now();
-        cluster.kill_frontend().await?;
-        cluster.spawn_frontend().await?;
-        let frontend = cluster.frontend()?;
-        loop {
-            match frontend.get(probe_key).await {
-                Ok(got) if got == expected => break,
-                Ok(got) => return Err(RestartError::WrongValue { key: probe_key, got }),
-                // Not recovered yet, or no read lease yet: try again.
-                Err(error) if error.fault().is_some() => {}
-                Err(error) => return Err(error.into()),
-            }
-            if killed.elapsed() > RESTART_LIMIT {
-                return Err(RestartError::TooSlow(RESTART_LIMIT));
-            }
-            tokio::time::sleep(POLL).await;
-        }
-        times.push(killed.elapsed());
-    }
-    Ok(Restarts { keys, servers, times })
 }
 
 /// A fresh scratch folder for the frontend's data.
