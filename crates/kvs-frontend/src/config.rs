@@ -11,7 +11,7 @@ use kvs_proto::ClusterSecret;
 use kvs_proto::addr::{DEFAULT_SERVER_URL_TEMPLATE, FRONTEND_PORT, SERVER_PORT_BASE};
 use kvs_proto::auth::{SecretArgs, SecretError};
 
-use crate::transport::HttpConnector;
+use crate::transport::{BatchTransport, HttpConnector};
 
 /// The kvs frontend: orders writes, replicates them, serves reads.
 #[derive(Debug, Clone, Parser)]
@@ -59,6 +59,12 @@ pub struct Config {
     /// measured slower with 8 servers on 2 cores, hence the default.
     #[arg(long, default_value_t = 1, env = "KVS_PIPELINE")]
     pub pipeline: usize,
+    /// How writes reach the servers: `stream`, the binary replication
+    /// stream on each server's port (see `kvs_proto::stream`), or
+    /// `xml-rpc`, an `applyBatch` XML-RPC call per batch. Every other call
+    /// is XML-RPC either way.
+    #[arg(long, value_enum, default_value_t = BatchTransport::Stream, env = "KVS_BATCH_TRANSPORT")]
+    pub batch_transport: BatchTransport,
     /// Committed writes the log keeps beyond what every member holds, so a
     /// server that comes back (a durable one after a restart, any after a
     /// pause or a partition) is sent only what it missed instead of a full
@@ -125,14 +131,15 @@ impl Config {
         Duration::from_millis(self.recovery_timeout_ms)
     }
 
-    /// The servers over XML-RPC: calls time out after `--rpc-timeout-ms`
-    /// and show the cluster secret.
+    /// The servers over XML-RPC (and their replication streams): calls
+    /// time out after `--rpc-timeout-ms` and show the cluster secret.
     pub fn connector(&self) -> HttpConnector {
         HttpConnector {
             server_url: self.server_url.clone(),
             port_base: self.server_port_base,
             timeout: self.rpc_timeout(),
             secret: self.secret.clone(),
+            batch_transport: self.batch_transport,
         }
     }
 }

@@ -4,7 +4,7 @@
 //! Every call the protocol makes to a server goes through kvs-proto's
 //! [`Replica`] trait, and every replica comes from a [`Connector`].
 //! [`HttpConnector`] is the real one: XML-RPC over HTTP through
-//! [`ServerClient`]. Tests and the simulator give the same frontend code
+//! [`ServerClient`], and writes over each server's replication stream. Tests and the simulator give the same frontend code
 //! in-process servers instead (`kvs_server::LocalReplica`), with faults of
 //! their choosing, in simulated time.
 
@@ -33,14 +33,24 @@ pub trait Connector: Send + Sync {
     fn connect(&self, id: ServerId, fence: Fence) -> Result<ReplicaHandle, ConnectError>;
 }
 
+/// How `applyBatch` reaches a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BatchTransport {
+    /// The server's replication stream (`kvs_proto::stream`).
+    Stream,
+    /// One XML-RPC call per batch.
+    XmlRpc,
+}
+
 /// Servers over XML-RPC: server `id` listens on `port_base + id` at the
-/// host of `server_url`.
+/// host of `server_url`; batches go as `batch_transport` says.
 #[derive(Debug, Clone)]
 pub struct HttpConnector {
     pub server_url: String,
     pub port_base: u16,
     pub timeout: Duration,
     pub secret: Option<ClusterSecret>,
+    pub batch_transport: BatchTransport,
 }
 
 impl HttpConnector {
@@ -57,6 +67,12 @@ impl Connector for HttpConnector {
             .map_err(|source| ConnectError::Client { id, source })?
             .with_secret(self.secret.as_ref())
             .with_fence(fence);
+        let client = match self.batch_transport {
+            BatchTransport::Stream => client
+                .with_batch_stream()
+                .map_err(|source| ConnectError::Client { id, source })?,
+            BatchTransport::XmlRpc => client,
+        };
         Ok(Arc::new(client))
     }
 }

@@ -8,13 +8,14 @@ use std::fmt::Display;
 use std::future::Future;
 use std::io::{self, IsTerminal};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use thiserror::Error;
 use tokio::io::AsyncWriteExt;
@@ -122,6 +123,40 @@ pub async fn serve_until(
     limits: &Limits,
     stop: impl Future<Output = ()>,
 ) -> Result<(), ProcessError> {
+    serve_until_with(listener, router, None, limits, stop).await
+}
+
+/// A protocol served on the same port as HTTP: a connection whose first
+/// byte is `first` (a byte no HTTP request starts with) is handed to
+/// `serve` instead of the router, within the same connection cap.
+#[derive(Clone)]
+pub struct SidePort {
+    first: u8,
+    serve: Arc<dyn Fn(TcpStream) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>,
+}
+
+impl SidePort {
+    /// Connections starting with `first` go to `serve`.
+    pub fn new<F>(first: u8, serve: impl Fn(TcpStream) -> F + Send + Sync + 'static) -> Self
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        SidePort {
+            first,
+            serve: Arc::new(move |tcp| Box::pin(serve(tcp))),
+        }
+    }
+}
+
+/// [`serve_until`], with connections that start with `side`'s byte served
+/// by it rather than by the router.
+pub async fn serve_until_with(
+    listener: TcpListener,
+    router: Router,
+    side: Option<SidePort>,
+    limits: &Limits,
+    stop: impl Future<Output = ()>,
+) -> Result<(), ProcessError> {
     let files = limits::raise_file_limit();
     let cap = limits.connections_within(files);
     if cap < limits.max_connections {
@@ -136,6 +171,7 @@ pub async fn serve_until(
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout())
         .keep_alive(true);
+    let header_timeout = limits.header_timeout();
     let graceful = GracefulShutdown::new();
     tokio::pin!(stop);
     loop {
@@ -159,14 +195,18 @@ pub async fn serve_until(
             tokio::spawn(refuse_connection(tcp));
             continue;
         };
-        let connection =
-            graceful.watch(http.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(router.clone())));
+        let watcher = graceful.watcher();
+        let (http, router, side) = (http.clone(), router.clone(), side.clone());
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                if error.is_timeout() {
-                    kvs_proto::metrics::metrics().refused("header_timeout");
+            if let Some(side) = side {
+                match opening(&tcp, header_timeout).await {
+                    Opening::Starts(byte) if byte == side.first => (side.serve)(tcp).await,
+                    Opening::Starts(_) => serve_http(&http, tcp, router, watcher).await,
+                    Opening::Ended => {}
+                    Opening::Silent => kvs_proto::metrics::metrics().refused("header_timeout"),
                 }
-                tracing::debug!(%error, "connection ended");
+            } else {
+                serve_http(&http, tcp, router, watcher).await;
             }
             drop(permit);
         });
@@ -177,6 +217,37 @@ pub async fn serve_until(
         () = tokio::time::sleep(SHUTDOWN_GRACE) => {}
     }
     Ok(())
+}
+
+/// Serves HTTP/1.1 on `tcp` until the client or the server ends it.
+async fn serve_http(http: &hyper::server::conn::http1::Builder, tcp: TcpStream, router: Router, watcher: Watcher) {
+    let connection = watcher.watch(http.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(router)));
+    if let Err(error) = connection.await {
+        if error.is_timeout() {
+            kvs_proto::metrics::metrics().refused("header_timeout");
+        }
+        tracing::debug!(%error, "connection ended");
+    }
+}
+
+/// How a connection opened.
+enum Opening {
+    /// With this byte (not yet taken).
+    Starts(u8),
+    /// Closed, or failed, before sending anything.
+    Ended,
+    /// Nothing sent within the header timeout.
+    Silent,
+}
+
+/// Peeks at the first byte the client sends, for at most `timeout`.
+async fn opening(tcp: &TcpStream, timeout: Duration) -> Opening {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(timeout, tcp.peek(&mut first)).await {
+        Ok(Ok(1)) => Opening::Starts(first[0]),
+        Ok(_) => Opening::Ended,
+        Err(_) => Opening::Silent,
+    }
 }
 
 /// Pause after a failed `accept` (e.g. no descriptor left).

@@ -97,9 +97,15 @@ impl ClusterSecret {
 
     /// Whether `headers` show this secret (compared in constant time).
     pub fn admits(&self, headers: &HeaderMap) -> bool {
-        let Some(shown) = headers.get(AUTHORIZATION).and_then(|value| value.to_str().ok()) else {
-            return false;
-        };
+        headers
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|shown| self.admits_credentials(shown))
+    }
+
+    /// Whether `shown`, an `Authorization` header's value, shows this
+    /// secret (compared in constant time).
+    pub fn admits_credentials(&self, shown: &str) -> bool {
         let (scheme, credentials) = shown.trim().split_once(' ').unwrap_or((shown, ""));
         let credentials = credentials.trim();
         let candidate = if scheme.eq_ignore_ascii_case("bearer") {

@@ -20,6 +20,7 @@ use crate::digest::Digests;
 use crate::fast_path;
 use crate::fence::Fence;
 use crate::rpc::Rpc;
+use crate::stream::BatchStream;
 use crate::{Key, ServerId, Value};
 
 /// Why a call did not return a reply.
@@ -80,6 +81,8 @@ pub struct RpcClient {
     http: reqwest::Client,
     /// The `Authorization` header showing the cluster secret, if one is set.
     auth: Option<reqwest::header::HeaderValue>,
+    /// How long a call may take, if bounded.
+    timeout: Option<Duration>,
 }
 
 impl RpcClient {
@@ -113,6 +116,7 @@ impl RpcClient {
             parsed,
             http,
             auth: None,
+            timeout,
         })
     }
 
@@ -129,6 +133,11 @@ impl RpcClient {
     /// The peer's address.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The `Authorization` value this client shows, if any.
+    fn credentials(&self) -> Option<&str> {
+        self.auth.as_ref().and_then(|value| value.to_str().ok())
     }
 
     /// Sends one call and waits for its reply. Plain calls and replies (see
@@ -262,12 +271,16 @@ impl FrontendClient {
 }
 
 /// A server's API, as the frontend uses it. The replication calls carry
-/// the client's [`Fence`] (see [`ServerClient::with_fence`]).
+/// the client's [`Fence`] (see [`ServerClient::with_fence`]); `applyBatch`
+/// goes over the server's replication stream if asked
+/// ([`ServerClient::with_batch_stream`]).
 #[derive(Debug)]
 pub struct ServerClient {
     rpc: RpcClient,
     /// The caller's identity, in wire form.
     fence: String,
+    /// Where `applyBatch` goes instead of XML-RPC, if anywhere.
+    stream: Option<BatchStream>,
 }
 
 impl ServerClient {
@@ -276,14 +289,24 @@ impl ServerClient {
         Ok(ServerClient {
             rpc: RpcClient::new(url, timeout)?,
             fence: Fence::new(0, 0).to_wire(),
+            stream: None,
         })
     }
     /// Shows `secret` with every call, for the guarded methods.
     pub fn with_secret(self, secret: Option<&ClusterSecret>) -> Self {
         ServerClient {
             rpc: self.rpc.with_secret(secret),
-            fence: self.fence,
+            ..self
         }
+    }
+    /// Sends `applyBatch` over the server's replication stream
+    /// ([`crate::stream`]) rather than as an XML-RPC call.
+    pub fn with_batch_stream(self) -> Result<Self, RpcError> {
+        let stream = BatchStream::new(self.rpc.url(), self.rpc.timeout)?;
+        Ok(ServerClient {
+            stream: Some(stream),
+            ..self
+        })
     }
     /// Sends `fence` with every replication call.
     pub fn with_fence(self, fence: Fence) -> Self {
@@ -299,6 +322,11 @@ impl ServerClient {
     /// Ships versioned writes and the stable point (see
     /// [`batch::Batch::stable`]); replies how many entries the server decoded.
     pub async fn apply_batch(&self, stable: u64, entries: &[Entry]) -> Result<i32, RpcError> {
+        if let Some(stream) = &self.stream {
+            return stream
+                .apply_batch(&self.fence, self.rpc.credentials(), stable, entries)
+                .await;
+        }
         let entries = batch::encode_batch(stable, entries);
         let fence = self.fence.clone();
         self.rpc.call(&server::ApplyBatch { fence, entries }).await

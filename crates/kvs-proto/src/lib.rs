@@ -9,7 +9,8 @@
 //! the metrics every process exposes ([`metrics`]),
 //! fault codes ([`fault`]), typed async clients ([`client`]), the axum
 //! router that serves a set of methods on `/` and `/RPC2` ([`serve`]) and
-//! its fast path for plain calls ([`fast_path`]).
+//! its fast path for plain calls ([`fast_path`]), and the binary
+//! replication stream beside it on a server's port ([`stream`]).
 
 #![warn(missing_docs)]
 
@@ -27,6 +28,7 @@ pub mod replica;
 pub mod reply;
 pub mod rpc;
 pub mod serve;
+pub mod stream;
 
 pub use auth::ClusterSecret;
 pub use batch::Entry;

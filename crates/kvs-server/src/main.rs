@@ -3,7 +3,8 @@
 //!
 //! Started as `kvs-server -i ID` (or `SERVER_ID=ID`), it listens on
 //! `9000 + ID` and answers the frontend's replication calls and the course
-//! skeleton's methods. It exits cleanly on `shutdownServer`, SIGTERM or SIGINT.
+//! skeleton's methods, and the frontend's replication stream on the same
+//! port (`kvs_proto::stream`). It exits cleanly on `shutdownServer`, SIGTERM or SIGINT.
 //! With `--join URL` it enrols itself with the frontend there, and leaves on
 //! SIGTERM (`kvs_server::enrolment`). With `--data-dir DIR` its pairs
 //! survive a restart (`kvs_server::data_dir`). Every option also comes from an environment
@@ -15,12 +16,14 @@ use std::sync::Arc;
 
 use clap::Parser;
 use kvs_process::limits::Limits;
-use kvs_process::{self as process, ProcessError};
+use kvs_process::{self as process, ProcessError, SidePort};
+use kvs_proto::ClusterSecret;
 use kvs_proto::RpcError;
 use kvs_proto::addr::SERVER_PORT_BASE;
 use kvs_proto::auth::{SecretArgs, SecretError};
 use kvs_proto::metrics::metrics;
 use kvs_proto::serve::Probes;
+use kvs_proto::stream::{self, StreamBounds};
 use prometheus_client::metrics::gauge::Gauge;
 use thiserror::Error;
 
@@ -129,6 +132,7 @@ async fn run(args: Args) -> Result<(), ServerError> {
         None => probes,
     };
     let guarded = secret.is_some();
+    let stream = replication_stream(&service, secret.clone(), &args.limits);
     let router = service::methods(&service, secret).into_router_with(probes);
     tracing::info!(id = args.id, %addr, join = ?args.join, guarded, "server listening");
 
@@ -156,10 +160,24 @@ async fn run(args: Args) -> Result<(), ServerError> {
             }
         }
     };
-    process::serve_until(listener, router, &args.limits, stop).await?;
+    process::serve_until_with(listener, router, Some(stream), &args.limits, stop).await?;
     if let Some(error) = service.failure() {
         return Err(error.into());
     }
     tracing::info!(id = args.id, "server stopped");
     Ok(())
+}
+
+/// The replication stream on the server's port (see [`kvs_proto::stream`]),
+/// within the same time bounds as an HTTP caller.
+fn replication_stream(service: &Arc<ReplicaService>, secret: Option<ClusterSecret>, limits: &Limits) -> SidePort {
+    let service = Arc::clone(service);
+    let secret = secret.map(Arc::new);
+    let bounds = StreamBounds {
+        idle: limits.header_timeout(),
+        call: limits.body_timeout(),
+    };
+    SidePort::new(stream::PREAMBLE, move |tcp| {
+        stream::serve(tcp, Arc::clone(&service), secret.clone(), bounds)
+    })
 }

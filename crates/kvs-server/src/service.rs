@@ -1,4 +1,6 @@
 //! The server's XML-RPC methods, each a [`Handle`] impl over the [`Store`].
+//! `applyBatch` also comes over the replication stream
+//! ([`kvs_proto::stream`]), to the same handler.
 //! The replication methods first check the caller's fence ([`Following`]);
 //! a batch is checked whole before any of it is applied. With a data folder
 //! ([`DataDir`]) every change is logged in the order it is applied, and
@@ -233,6 +235,13 @@ impl Handle<ApplyBatch> for ReplicaService {
         self.change(|_| wal::batch_frame(&call.entries), |store| store.apply_batch(batch))
             .await?;
         Ok(count)
+    }
+}
+
+/// The replication stream's calls are `applyBatch` calls.
+impl kvs_proto::stream::BatchSink for ReplicaService {
+    async fn apply(&self, fence: String, entries: Vec<u8>) -> Result<i32, Fault> {
+        Handle::<ApplyBatch>::handle(self, ApplyBatch { fence, entries }).await
     }
 }
 
