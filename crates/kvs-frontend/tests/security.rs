@@ -104,6 +104,12 @@ async fn with_a_secret_out_of_band_calls_are_refused_and_nothing_is_lost() -> Te
         };
         assert_eq!(code(server.apply_batch(0, &[forged]).await), Some(fault::UNAUTHORIZED));
         assert_eq!(code(server.apply_batch(u64::MAX, &[]).await), Some(fault::UNAUTHORIZED));
+        // Nor over the replication stream on the same port.
+        let streamed = ServerClient::new(&cluster.server_url(id)?, Some(CALL_TIMEOUT))?.with_batch_stream()?;
+        assert_eq!(
+            code(streamed.apply_batch(0, &[forged]).await),
+            Some(fault::UNAUTHORIZED)
+        );
         assert_eq!(code(server.reset_store(false, 1).await), Some(fault::UNAUTHORIZED));
         assert_eq!(code(server.reset_store(true, 1).await), Some(fault::UNAUTHORIZED));
         assert_eq!(code(server.put(1, 666).await), Some(fault::UNAUTHORIZED));
@@ -124,6 +130,11 @@ async fn with_a_secret_out_of_band_calls_are_refused_and_nothing_is_lost() -> Te
         let wrong = ClusterSecret::new("wrong")?;
         let server = ServerClient::new(&cluster.server_url(id)?, Some(CALL_TIMEOUT))?.with_secret(Some(&wrong));
         assert_eq!(code(server.reset_store(false, 1).await), Some(fault::UNAUTHORIZED));
+        let streamed = server.with_batch_stream()?;
+        assert_eq!(
+            code(streamed.apply_batch(0, &[forged]).await),
+            Some(fault::UNAUTHORIZED)
+        );
     }
     // Anyone who reaches the frontend: data calls are open, membership is not.
     let anonymous = FrontendClient::new(&cluster.frontend_url(), Some(CALL_TIMEOUT))?;
@@ -140,25 +151,34 @@ async fn with_a_secret_out_of_band_calls_are_refused_and_nothing_is_lost() -> Te
     let fence = recorded_fence(&data)?;
     let insider = ServerClient::new(&cluster.server_url(0)?, Some(CALL_TIMEOUT))?.with_secret(Some(&secret));
     assert_eq!(code(insider.reset_store(false, 1).await), Some(fault::OTHER_CLUSTER));
-    let insider = insider.with_fence(fence);
     let later_epoch = Entry {
         key: 1,
         value: 666,
         version: (fence.epoch + 1) << EPOCH_SHIFT,
     };
-    assert_eq!(
-        code(insider.apply_batch(0, &[later_epoch]).await),
-        Some(fault::INVALID_REQUEST)
-    );
-    assert_eq!(
-        code(insider.apply_batch(u64::MAX, &[]).await),
-        Some(fault::INVALID_REQUEST)
-    );
-    let older = insider.with_fence(Fence {
-        epoch: fence.epoch - 1,
-        ..fence
-    });
-    assert_eq!(code(older.apply_batch(0, &[]).await), Some(fault::SUPERSEDED));
+    for streamed in [false, true] {
+        let url = cluster.server_url(0)?;
+        let insider = ServerClient::new(&url, Some(CALL_TIMEOUT))?.with_secret(Some(&secret));
+        let insider = if streamed {
+            insider.with_batch_stream()?
+        } else {
+            insider
+        };
+        let insider = insider.with_fence(fence);
+        assert_eq!(
+            code(insider.apply_batch(0, &[later_epoch]).await),
+            Some(fault::INVALID_REQUEST)
+        );
+        assert_eq!(
+            code(insider.apply_batch(u64::MAX, &[]).await),
+            Some(fault::INVALID_REQUEST)
+        );
+        let older = insider.with_fence(Fence {
+            epoch: fence.epoch - 1,
+            ..fence
+        });
+        assert_eq!(code(older.apply_batch(0, &[]).await), Some(fault::SUPERSEDED));
+    }
 
     // Every acknowledged write is where it should be, and later writes still work.
     for key in 0..=20 {

@@ -296,6 +296,7 @@ impl ServerClient {
     pub fn with_secret(self, secret: Option<&ClusterSecret>) -> Self {
         ServerClient {
             rpc: self.rpc.with_secret(secret),
+            stream: self.stream.map(BatchStream::unconnected),
             ..self
         }
     }
@@ -312,6 +313,7 @@ impl ServerClient {
     pub fn with_fence(self, fence: Fence) -> Self {
         ServerClient {
             fence: fence.to_wire(),
+            stream: self.stream.map(BatchStream::unconnected),
             ..self
         }
     }

@@ -272,7 +272,9 @@ fn malformed(what: &str) -> io::Error {
 }
 
 /// A server's replication stream, as the frontend calls it: `applyBatch`
-/// on one of its idle connections, or on a new one.
+/// on one of its idle connections, or on a new one. A connection speaks
+/// for the fence and credentials of the call that opened it: callers keep
+/// them fixed (see [`BatchStream::unconnected`]).
 #[derive(Debug)]
 pub struct BatchStream {
     url: String,
@@ -303,6 +305,16 @@ impl BatchStream {
             timeout,
             idle: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The same server's stream without this one's connections, which
+    /// said who the caller is in their hello: for a caller that changed
+    /// its fence or credentials.
+    pub fn unconnected(self) -> Self {
+        BatchStream {
+            idle: Mutex::new(Vec::new()),
+            ..self
+        }
     }
 
     /// `applyBatch(fence, stable ‖ entries)`, showing `credentials` (an
