@@ -128,6 +128,10 @@ def test_large_bodies_over_the_budget_get_503_at_once_and_small_calls_go_on(boun
 
 
 def test_connections_over_the_cap_get_503(bounded):
+    # A connection the fixture left open (an idle keep-alive one) would
+    # close at its idle timeout during the test and free a place under the
+    # cap: let every such connection reach that timeout first.
+    time.sleep(HEADER_MS / 1000 + 0.5)
     held = [connect(bounded) for _ in range(MAX_CONNECTIONS)]
     time.sleep(0.2)
     extra = connect(bounded)
