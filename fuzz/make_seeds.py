@@ -218,6 +218,36 @@ def dispatch_proxy_seeds():
     return seeds
 
 
+def stream_text(text):
+    data = text.encode()
+    return struct.pack("<H", len(data)) + data
+
+
+def stream_hello(fence=FENCE, credentials="", version=1):
+    return bytes([0, version]) + stream_text(fence) + stream_text(credentials)
+
+
+def stream_call(payload):
+    return struct.pack("<I", len(payload)) + payload
+
+
+def replication_stream_seeds():
+    """A setup byte, then one connection's bytes (see kvs_proto::stream)."""
+    writes = batch(0, ENTRIES[:2])
+    return {
+        "hello-only": bytes([0]) + stream_hello(),
+        "hello-and-calls": bytes([0]) + stream_hello() + stream_call(writes)
+        + stream_call(batch(version(2), [])),
+        "secret-shown": bytes([1]) + stream_hello(credentials="Bearer fuzz-secret") + stream_call(writes),
+        "secret-missing": bytes([1]) + stream_hello() + stream_call(writes),
+        "wrong-version": bytes([0]) + stream_hello(version=2) + stream_call(writes),
+        "ragged-call": bytes([0]) + stream_hello() + stream_call(b"12345"),
+        "oversized": bytes([0]) + stream_hello() + struct.pack("<I", 0xFFFFFFFF),
+        "half-call": bytes([0]) + stream_hello() + stream_call(writes)[:20],
+        "http-instead": bytes([0]) + call("get", 1),
+    }
+
+
 def main():
     targets = {
         "parse_call": parse_call_seeds(),
@@ -225,6 +255,7 @@ def main():
         "dispatch_server": dispatch_server_seeds(),
         "dispatch_frontend": dispatch_frontend_seeds(),
         "dispatch_proxy": dispatch_proxy_seeds(),
+        "replication_stream": replication_stream_seeds(),
     }
     for target, seeds in targets.items():
         folder = os.path.join(HERE, "corpus", target)

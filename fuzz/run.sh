@@ -18,7 +18,7 @@ seconds="${1:-20}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(parse_call batch dispatch_server dispatch_frontend dispatch_proxy)
+    targets=(parse_call batch dispatch_server dispatch_frontend dispatch_proxy replication_stream)
 fi
 
 # cargo-fuzz passes the compiler unstable flags: the nightly toolchain if

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use dxr::Fault;
 use parking_lot::Mutex;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::api::server::ApplyBatch;
@@ -77,20 +77,19 @@ pub struct StreamBounds {
 /// Serves one stream connection (its first byte, [`PREAMBLE`], not yet
 /// read) until the caller closes it or breaks a bound. Calls need `secret`
 /// if one is set.
-pub async fn serve<S: BatchSink>(
-    tcp: TcpStream,
-    sink: Arc<S>,
-    secret: Option<Arc<ClusterSecret>>,
-    bounds: StreamBounds,
-) {
-    let mut tcp = BufReader::with_capacity(READ_BUFFER_BYTES, tcp);
-    if let Err(error) = serve_calls(&mut tcp, sink.as_ref(), secret.as_deref(), bounds).await {
+pub async fn serve<S, Io>(io: Io, sink: Arc<S>, secret: Option<Arc<ClusterSecret>>, bounds: StreamBounds)
+where
+    S: BatchSink,
+    Io: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut io = BufReader::with_capacity(READ_BUFFER_BYTES, io);
+    if let Err(error) = serve_calls(&mut io, sink.as_ref(), secret.as_deref(), bounds).await {
         tracing::debug!(%error, "replication stream ended");
     }
 }
 
 async fn serve_calls<S: BatchSink>(
-    tcp: &mut BufReader<TcpStream>,
+    tcp: &mut BufReader<impl AsyncRead + AsyncWrite + Unpin>,
     sink: &S,
     secret: Option<&ClusterSecret>,
     bounds: StreamBounds,
@@ -447,6 +446,137 @@ mod tests {
         );
         let decoded = batch::decode_batch(payload).expect("a batch");
         assert_eq!((decoded.stable, decoded.entries.as_slice()), (9, &entries[..]));
+    }
+
+    /// A sink that records the calls it is given and answers each with
+    /// its entry count, or refuses a fence other than `7:3`.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(String, Vec<u8>)>>);
+
+    impl BatchSink for Recorder {
+        async fn apply(&self, fence: String, payload: Vec<u8>) -> Result<i32, Fault> {
+            let decoded = batch::decode_batch(&payload).map_err(|e| invalid(e.to_string()))?;
+            if fence != "7:3" {
+                return Err(Fault::new(crate::fault::SUPERSEDED, "not the followed fence".into()));
+            }
+            self.0.lock().push((fence, payload));
+            Ok(decoded.entries.len() as i32)
+        }
+    }
+
+    const BOUNDS: StreamBounds = StreamBounds {
+        idle: Duration::from_secs(10),
+        call: Duration::from_secs(10),
+    };
+
+    /// A server session over an in-memory pipe; the caller's end.
+    fn session(secret: Option<&str>) -> (tokio::io::DuplexStream, Arc<Recorder>, tokio::task::JoinHandle<()>) {
+        let (caller, server) = tokio::io::duplex(1 << 16);
+        let sink = Arc::new(Recorder::default());
+        let secret = secret.map(|secret| Arc::new(ClusterSecret::new(secret).expect("a valid secret")));
+        let served = tokio::spawn(serve(server, Arc::clone(&sink), secret, BOUNDS));
+        (caller, sink, served)
+    }
+
+    fn entries(count: i32) -> Vec<Entry> {
+        (0..count)
+            .map(|key| Entry {
+                key,
+                value: key * 2,
+                version: key as u64 + 1,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_session_applies_each_call_and_replies_in_order() {
+        let (mut caller, sink, served) = session(None);
+        caller.write_all(&hello_bytes("7:3", None)).await.expect("sent");
+        assert_eq!(read_reply(&mut caller).await.expect("a reply"), Ok(0));
+        for count in [3, 0, 1000] {
+            caller.write_all(&call_bytes(5, &entries(count))).await.expect("sent");
+            assert_eq!(read_reply(&mut caller).await.expect("a reply"), Ok(count));
+        }
+        // A call the sink refuses leaves the session usable.
+        caller.write_all(&5u32.to_le_bytes()).await.expect("sent");
+        caller.write_all(b"short").await.expect("sent");
+        let refused = read_reply(&mut caller).await.expect("a reply").expect_err("a fault");
+        assert_eq!(refused.code(), crate::fault::INVALID_REQUEST);
+        caller.write_all(&call_bytes(5, &entries(2))).await.expect("sent");
+        assert_eq!(read_reply(&mut caller).await.expect("a reply"), Ok(2));
+        drop(caller);
+        served.await.expect("the session ends when the caller closes");
+        assert_eq!(sink.0.lock().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn without_the_secret_nothing_is_applied() {
+        let (mut caller, sink, served) = session(Some("the-secret"));
+        caller
+            .write_all(&hello_bytes("7:3", Some("Bearer wrong")))
+            .await
+            .expect("sent");
+        let refused = read_reply(&mut caller).await.expect("a reply").expect_err("a fault");
+        assert_eq!(refused.code(), crate::fault::UNAUTHORIZED);
+        // The server closed: a call sent anyway is never read.
+        let _ = caller.write_all(&call_bytes(5, &entries(3))).await;
+        served.await.expect("the session ended");
+        assert!(sink.0.lock().is_empty());
+
+        let (mut caller, sink, _served) = session(Some("the-secret"));
+        caller
+            .write_all(&hello_bytes("7:3", Some("Bearer the-secret")))
+            .await
+            .expect("sent");
+        assert_eq!(read_reply(&mut caller).await.expect("a reply"), Ok(0));
+        caller.write_all(&call_bytes(5, &entries(3))).await.expect("sent");
+        assert_eq!(read_reply(&mut caller).await.expect("a reply"), Ok(3));
+        assert_eq!(sink.0.lock().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_oversized_call_is_refused_and_the_session_closed() {
+        let (mut caller, sink, served) = session(None);
+        caller.write_all(&hello_bytes("7:3", None)).await.expect("sent");
+        assert_eq!(read_reply(&mut caller).await.expect("a reply"), Ok(0));
+        let over = u32::try_from(MAX_BODY_BYTES + 1).expect("fits");
+        caller.write_all(&over.to_le_bytes()).await.expect("sent");
+        let refused = read_reply(&mut caller).await.expect("a reply").expect_err("a fault");
+        assert_eq!(refused.code(), crate::fault::INVALID_REQUEST);
+        served.await.expect("the session ended");
+        assert!(sink.0.lock().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_or_slow_caller_is_cut_off() {
+        // No hello.
+        let (_caller, _sink, served) = session(None);
+        tokio::time::timeout(BOUNDS.idle * 2, served)
+            .await
+            .expect("cut off after the idle bound")
+            .expect("ended");
+        // A hello, then half a call.
+        let (mut caller, sink, served) = session(None);
+        caller.write_all(&hello_bytes("7:3", None)).await.expect("sent");
+        assert_eq!(read_reply(&mut caller).await.expect("a reply"), Ok(0));
+        let call = call_bytes(5, &entries(4));
+        caller.write_all(&call[..call.len() / 2]).await.expect("sent");
+        tokio::time::timeout(BOUNDS.call * 2, served)
+            .await
+            .expect("cut off after the call bound")
+            .expect("ended");
+        assert!(sink.0.lock().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_call_under_another_fence_is_refused() {
+        let (mut caller, sink, _served) = session(None);
+        caller.write_all(&hello_bytes("7:2", None)).await.expect("sent");
+        assert_eq!(read_reply(&mut caller).await.expect("a reply"), Ok(0));
+        caller.write_all(&call_bytes(5, &entries(1))).await.expect("sent");
+        let refused = read_reply(&mut caller).await.expect("a reply").expect_err("a fault");
+        assert_eq!(refused.code(), crate::fault::SUPERSEDED);
+        assert!(sink.0.lock().is_empty());
     }
 
     #[test]
