@@ -132,8 +132,11 @@ pub async fn serve_until(
 #[derive(Clone)]
 pub struct SidePort {
     first: u8,
-    serve: Arc<dyn Fn(TcpStream) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>,
+    serve: Arc<dyn Fn(TcpStream) -> SideConnection + Send + Sync>,
 }
+
+/// One connection of a [`SidePort`], served to its end.
+type SideConnection = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 impl SidePort {
     /// Connections starting with `first` go to `serve`.
