@@ -1,6 +1,7 @@
 //! What every kvs process shares around serving: logging set-up, the
 //! shutdown signals, the listening socket, serving a router until told to
-//! stop (HTTP/1.1, within the bounds of [`limits`]), and the exit code of a
+//! stop (HTTP/1.1, within the bounds of [`limits`], with an optional
+//! [`SidePort`] protocol on the same port), and the exit code of a
 //! process that failed. None of it is the wire (that is `kvs-proto`): this
 //! is how a process runs.
 
