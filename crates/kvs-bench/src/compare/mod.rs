@@ -343,8 +343,27 @@ impl CompareReport {
             .iter()
             .filter(|s| s.report.cpu.is_some_and(|c| c.other > NOISY_CORES))
             .count();
+        let stolen = self
+            .samples
+            .iter()
+            .filter(|s| {
+                s.report
+                    .cpu
+                    .and_then(|c| c.steal)
+                    .is_some_and(|steal| steal > NOISY_CORES)
+            })
+            .count();
+        let measured_steal = self
+            .samples
+            .iter()
+            .any(|s| s.report.cpu.is_some_and(|c| c.steal.is_some()));
+        let of_which = if measured_steal {
+            format!(" ({stolen} of them lost more than {NOISY_CORES} cores to the hypervisor's steal)")
+        } else {
+            String::new()
+        };
         out.push_str(&format!(
-            "\n{noisy} of {} runs shared the machine with more than {NOISY_CORES} cores of other work.\n",
+            "\n{noisy} of {} runs shared the machine with more than {NOISY_CORES} cores of other work{of_which}.\n",
             self.samples.len()
         ));
         if self.load_phase_errors > 0 {
@@ -365,6 +384,11 @@ impl CompareReport {
                 results::millis(open.stat.p999_us),
                 open.stat.errors
             ));
+            if let Some(steals) = open.steals() {
+                out.push_str(&format!(
+                    "Cores lost to the hypervisor's steal during each open-loop run: {steals}.\n"
+                ));
+            }
         }
         out.push('\n');
         out.push_str(&results::format_verdicts(&self.verdicts));

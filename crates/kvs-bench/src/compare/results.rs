@@ -111,6 +111,7 @@ fn median_cpu(uses: impl Iterator<Item = CpuUse>) -> Option<CpuUse> {
         generator: median(uses.iter().map(|u| u.generator).collect()),
         target: median(uses.iter().map(|u| u.target).collect()),
         other: median(uses.iter().map(|u| u.other).collect()),
+        steal: uses.iter().map(|u| u.steal).collect::<Option<Vec<f64>>>().map(median),
     })
 }
 
@@ -237,6 +238,17 @@ impl OpenLoop {
             .iter()
             .filter(|sample| sample.latency.p99_us as f64 <= p99_us)
             .count()
+    }
+
+    /// Each run's steal in cores, in run order (`a / b / c`), if every run
+    /// measured it.
+    pub fn steals(&self) -> Option<String> {
+        let steals = self
+            .samples
+            .iter()
+            .map(|sample| sample.cpu.and_then(|cpu| cpu.steal).map(|steal| format!("{steal:.2}")))
+            .collect::<Option<Vec<_>>>()?;
+        Some(steals.join(" / "))
     }
 
     /// Each run's p99 in ms, in run order: `a / b / c`.

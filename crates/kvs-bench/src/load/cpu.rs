@@ -3,7 +3,9 @@
 //! the machine. On a 2-core machine shared by generator and server, this
 //! says how much of the machine the server had, and whether something else
 //! (a build, another test) was competing: a run with "other" well above
-//! zero is noisy.
+//! zero is noisy. In a virtual machine part of "other" can be *steal*: time
+//! the hypervisor gave to other guests while this one wanted to run, which
+//! no process here can avoid; it is reported on its own as well.
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +18,8 @@ pub struct Snapshot {
     generator: u64,
     target: u64,
     machine_busy: u64,
+    /// The machine's steal ticks, where the kernel reports them.
+    steal: Option<u64>,
 }
 
 /// Average cores used over a window.
@@ -25,21 +29,24 @@ pub struct CpuUse {
     pub target: f64,
     /// Busy cores not accounted to the generator or the target.
     pub other: f64,
+    /// Of `other`, the cores the hypervisor took (steal); `None` where not
+    /// measured (reports written before it was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steal: Option<f64>,
 }
 
 impl Snapshot {
     /// Now, for this process and the processes `target`.
     pub fn take(target: &[u32]) -> Snapshot {
+        let machine = std::fs::read_to_string("/proc/stat").unwrap_or_default();
         Snapshot {
             generator: std::fs::read_to_string("/proc/self/stat")
                 .ok()
                 .and_then(|s| process_ticks(&s))
                 .unwrap_or(0),
             target: target.iter().filter_map(|pid| pid_ticks(*pid)).sum(),
-            machine_busy: std::fs::read_to_string("/proc/stat")
-                .ok()
-                .and_then(|s| busy_ticks(&s))
-                .unwrap_or(0),
+            machine_busy: busy_ticks(&machine).unwrap_or(0),
+            steal: steal_ticks(&machine),
         }
     }
 
@@ -52,10 +59,15 @@ impl Snapshot {
         let generator = later.generator.saturating_sub(self.generator);
         let target = later.target.saturating_sub(self.target);
         let busy = later.machine_busy.saturating_sub(self.machine_busy);
+        let steal = match (self.steal, later.steal) {
+            (Some(before), Some(after)) => Some(cores(after.saturating_sub(before))),
+            _ => None,
+        };
         CpuUse {
             generator: cores(generator),
             target: cores(target),
             other: cores(busy.saturating_sub(generator + target)),
+            steal,
         }
     }
 }
@@ -76,11 +88,20 @@ fn process_ticks(stat: &str) -> Option<u64> {
 
 /// Busy ticks of all CPUs from `/proc/stat`'s first line (all but idle and iowait).
 fn busy_ticks(stat: &str) -> Option<u64> {
-    let line = stat.lines().next()?.strip_prefix("cpu ")?;
-    let ticks: Vec<u64> = line.split_whitespace().map(|t| t.parse().ok()).collect::<Option<_>>()?;
+    let ticks = machine_ticks(stat)?;
     // user nice system idle iowait irq softirq steal [guest guest_nice]: guests are in user.
     let counted: u64 = ticks.iter().take(8).sum();
     Some(counted - ticks.get(3)? - ticks.get(4)?)
+}
+
+/// Steal ticks of all CPUs from `/proc/stat`'s first line (its eighth field).
+fn steal_ticks(stat: &str) -> Option<u64> {
+    machine_ticks(stat)?.get(7).copied()
+}
+
+fn machine_ticks(stat: &str) -> Option<Vec<u64>> {
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    line.split_whitespace().map(|t| t.parse().ok()).collect()
 }
 
 #[cfg(test)]
@@ -98,6 +119,9 @@ mod tests {
     fn machine_stat_lines_parse() {
         let stat = "cpu  1000 0 500 8000 100 0 50 0 0 0\ncpu0 1 2 3\n";
         assert_eq!(busy_ticks(stat), Some(1550));
+        let stolen = "cpu  1000 0 500 8000 100 0 50 70 0 0\n";
+        assert_eq!((busy_ticks(stolen), steal_ticks(stolen)), (Some(1620), Some(70)));
+        assert_eq!(steal_ticks("cpu  1 2 3 4"), None);
     }
 
     #[test]
@@ -107,9 +131,22 @@ mod tests {
             generator: 100,
             target: 150,
             machine_busy: 300,
+            steal: None,
         };
         let usage = before.until(&after, 2.0);
         assert_eq!((usage.generator, usage.target, usage.other), (0.5, 0.75, 0.25));
+        assert_eq!(usage.steal, None);
+        let (before, after) = (
+            Snapshot {
+                steal: Some(10),
+                ..before
+            },
+            Snapshot {
+                steal: Some(50),
+                ..after
+            },
+        );
+        assert_eq!(before.until(&after, 2.0).steal, Some(0.2));
         assert_eq!(before.until(&after, 0.0), CpuUse::default());
     }
 
