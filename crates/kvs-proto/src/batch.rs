@@ -51,10 +51,20 @@ pub struct BatchError {
 
 /// Encodes an `applyBatch` payload.
 pub fn encode_batch(stable: u64, entries: &[Entry]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(STABLE_BYTES + entries.len() * ENTRY_BYTES);
-    bytes.extend_from_slice(&stable.to_le_bytes());
-    append(entries, &mut bytes);
+    let mut bytes = Vec::with_capacity(batch_len(entries.len()));
+    append_batch(stable, entries, &mut bytes);
     bytes
+}
+
+/// The length of an `applyBatch` payload of `entries` writes.
+pub fn batch_len(entries: usize) -> usize {
+    STABLE_BYTES + entries * ENTRY_BYTES
+}
+
+/// Appends an `applyBatch` payload to `bytes` (behind a frame header, say).
+pub fn append_batch(stable: u64, entries: &[Entry], bytes: &mut Vec<u8>) {
+    bytes.extend_from_slice(&stable.to_le_bytes());
+    append(entries, bytes);
 }
 
 /// Decodes an `applyBatch` payload.

@@ -62,7 +62,7 @@ const READ_BUFFER_BYTES: usize = 64 * 1024;
 /// What a server does with the stream's calls: its `applyBatch` handler.
 pub trait BatchSink: Send + Sync + 'static {
     /// Handles `applyBatch(fence, payload)`, as the XML-RPC method would.
-    fn apply(&self, fence: String, payload: Vec<u8>) -> impl Future<Output = Result<i32, Fault>> + Send;
+    fn apply(&self, fence: &str, payload: Vec<u8>) -> impl Future<Output = Result<i32, Fault>> + Send;
 }
 
 /// How long a server waits on a stream's caller.
@@ -120,7 +120,9 @@ async fn serve_calls<S: BatchSink>(
             tcp.get_mut().write_all(&encode_reply(&Err(fault))).await?;
             return Ok(());
         }
-        let mut payload = Vec::new();
+        // Sized for an ordinary call; a larger one grows as its bytes
+        // arrive, so a claimed length alone reserves nothing.
+        let mut payload = Vec::with_capacity(length.min(READ_BUFFER_BYTES));
         let mut body = (&mut *tcp).take(length as u64);
         match tokio::time::timeout(bounds.call, body.read_to_end(&mut payload)).await {
             Err(_) => {
@@ -133,7 +135,7 @@ async fn serve_calls<S: BatchSink>(
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         let started = Instant::now();
-        let reply = sink.apply(hello.fence.clone(), payload).await;
+        let reply = sink.apply(&hello.fence, payload).await;
         metrics().request(ApplyBatch::METHOD, reply.is_ok(), started.elapsed());
         tcp.get_mut().write_all(&encode_reply(&reply)).await?;
     }
@@ -224,10 +226,10 @@ fn hello_bytes(fence: &str, credentials: Option<&str>) -> Vec<u8> {
 }
 
 fn call_bytes(stable: u64, entries: &[Entry]) -> Vec<u8> {
-    let length = batch::STABLE_BYTES + entries.len() * batch::ENTRY_BYTES;
+    let length = batch::batch_len(entries.len());
     let mut bytes = Vec::with_capacity(4 + length);
     bytes.extend_from_slice(&u32::try_from(length).unwrap_or(u32::MAX).to_le_bytes());
-    bytes.extend_from_slice(&batch::encode_batch(stable, entries));
+    batch::append_batch(stable, entries, &mut bytes);
     bytes
 }
 
@@ -454,12 +456,12 @@ mod tests {
     struct Recorder(Mutex<Vec<(String, Vec<u8>)>>);
 
     impl BatchSink for Recorder {
-        async fn apply(&self, fence: String, payload: Vec<u8>) -> Result<i32, Fault> {
+        async fn apply(&self, fence: &str, payload: Vec<u8>) -> Result<i32, Fault> {
             let decoded = batch::decode_batch(&payload).map_err(|e| invalid(e.to_string()))?;
             if fence != "7:3" {
                 return Err(Fault::new(crate::fault::SUPERSEDED, "not the followed fence".into()));
             }
-            self.0.lock().push((fence, payload));
+            self.0.lock().push((fence.to_owned(), payload));
             Ok(decoded.entries.len() as i32)
         }
     }

@@ -108,10 +108,42 @@ impl ReplicaService {
     /// refuses it (see [`Following`]).
     fn admit(&self, fence: &str, force: bool) -> Result<Fence, Fault> {
         let fence = Fence::parse(fence).map_err(|e| Fault::new(fault::INVALID_REQUEST, e.to_string()))?;
+        self.admit_parsed(fence, force)?;
+        Ok(fence)
+    }
+
+    fn admit_parsed(&self, fence: Fence, force: bool) -> Result<(), Fault> {
         self.following
             .admit(fence, force)
-            .map_err(|refusal| self.refused(&refusal))?;
-        Ok(fence)
+            .map_err(|refusal| self.refused(&refusal))
+    }
+
+    /// `applyBatch(fence, entries)`, over XML-RPC or the replication stream:
+    /// the whole batch is checked, then the caller admitted, then it is
+    /// applied and logged.
+    async fn apply_batch(&self, fence: &str, entries: Vec<u8>) -> Result<i32, Fault> {
+        let invalid = |message: String| Fault::new(fault::INVALID_REQUEST, message);
+        let fence = Fence::parse(fence).map_err(|e| invalid(e.to_string()))?;
+        let batch = batch::decode_batch(&entries).map_err(|e| invalid(e.to_string()))?;
+        let count = i32::try_from(batch.entries.len()).map_err(|e| invalid(e.to_string()))?;
+        if !fence.could_produce(batch.stable) {
+            metrics().refused("impossible_version");
+            return Err(invalid(format!(
+                "stable point {:#x} belongs to a later epoch than the sender's ({fence})",
+                batch.stable
+            )));
+        }
+        if let Some(entry) = batch.entries.iter().find(|entry| !fence.could_produce(entry.version)) {
+            metrics().refused("impossible_version");
+            return Err(invalid(format!(
+                "version {:#x} of key {} belongs to a later epoch than the sender's ({fence})",
+                entry.version, entry.key
+            )));
+        }
+        self.admit_parsed(fence, false)?;
+        self.change(|_| wal::batch_frame(&entries), |store| store.apply_batch(batch))
+            .await?;
+        Ok(count)
     }
 
     /// The fault answering `refusal`, counted in `/metrics`.
@@ -213,35 +245,14 @@ impl Handle<ShutdownServer> for ReplicaService {
 
 impl Handle<ApplyBatch> for ReplicaService {
     async fn handle(&self, call: ApplyBatch) -> Result<i32, Fault> {
-        let invalid = |message: String| Fault::new(fault::INVALID_REQUEST, message);
-        let fence = Fence::parse(&call.fence).map_err(|e| invalid(e.to_string()))?;
-        let batch = batch::decode_batch(&call.entries).map_err(|e| invalid(e.to_string()))?;
-        let count = i32::try_from(batch.entries.len()).map_err(|e| invalid(e.to_string()))?;
-        if !fence.could_produce(batch.stable) {
-            metrics().refused("impossible_version");
-            return Err(invalid(format!(
-                "stable point {:#x} belongs to a later epoch than the sender's ({fence})",
-                batch.stable
-            )));
-        }
-        if let Some(entry) = batch.entries.iter().find(|entry| !fence.could_produce(entry.version)) {
-            metrics().refused("impossible_version");
-            return Err(invalid(format!(
-                "version {:#x} of key {} belongs to a later epoch than the sender's ({fence})",
-                entry.version, entry.key
-            )));
-        }
-        self.admit(&call.fence, false)?;
-        self.change(|_| wal::batch_frame(&call.entries), |store| store.apply_batch(batch))
-            .await?;
-        Ok(count)
+        self.apply_batch(&call.fence, call.entries).await
     }
 }
 
 /// The replication stream's calls are `applyBatch` calls.
 impl kvs_proto::stream::BatchSink for ReplicaService {
-    async fn apply(&self, fence: String, entries: Vec<u8>) -> Result<i32, Fault> {
-        Handle::<ApplyBatch>::handle(self, ApplyBatch { fence, entries }).await
+    async fn apply(&self, fence: &str, entries: Vec<u8>) -> Result<i32, Fault> {
+        self.apply_batch(fence, entries).await
     }
 }
 
